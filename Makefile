@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` and `make test`. Everything else is a step they run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+CACHE ?= .cache
+TINY_MODEL := $(CACHE)/tiny-qwen2.5-vl
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: demo test install system-deps tiny-model clean
+
+# torch is pinned first: 2.13.0 is the CPU build; an unpinned torch pulls GBs of CUDA wheels.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev,serve,train]'
+	touch $@
+
+install: $(VENV)/.installed
+
+system-deps:
+	bash scripts/system_deps.sh
+
+$(TINY_MODEL)/config.json: scripts/make_tiny_model.py | $(VENV)/.installed
+	$(PY) scripts/make_tiny_model.py $(TINY_MODEL)
+
+tiny-model: $(TINY_MODEL)/config.json
+
+test: install system-deps tiny-model
+	CODEDANCE_TINY_MODEL=$(abspath $(TINY_MODEL)) $(PY) -m pytest -q
+
+demo: install system-deps tiny-model
+	CODEDANCE_TINY_MODEL=$(abspath $(TINY_MODEL)) bash scripts/demo.sh
+
+clean:
+	rm -rf $(VENV) $(CACHE) artifacts

@@ -1,0 +1,3 @@
+from codedance_cli.cli import main
+
+main()

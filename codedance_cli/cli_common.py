@@ -1,0 +1,29 @@
+"""Options and plumbing shared by the stage commands, so each stage's CLI is a few lines."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+RecipeArg = Annotated[Path, typer.Argument(help="YAML recipe (see recipes/).", show_default=False)]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a recipe field: --set train.learning_rate=1e-5 (repeatable)."),
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print what would run (exact commands and environment) and exit.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+
+
+def run_stage(stage: str, recipe_path: Path, sets: list[str] | None, dry_run: bool, **extra: Any) -> Any:
+    """Load and validate the recipe for `stage`, then hand it to `codedance_cli.<stage>.run`.
+
+    Stage packages are imported only here, so `codedance --help` never imports torch.
+    """
+    from codedance_cli.recipes import load_recipe
+
+    recipe = load_recipe(recipe_path, sets or [], expect_stage=stage)
+    module = importlib.import_module(f"codedance_cli.{stage}.run")
+    return module.run(recipe, dry_run=dry_run, **extra)

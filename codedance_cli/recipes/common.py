@@ -1,0 +1,87 @@
+"""Recipe sections shared by several stages: the model, the sandbox, the tool loop.
+
+Stages embed these instead of re-declaring fields, so `max_turns` means the same
+thing in synth, filter, rl and eval.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from codedance_cli.recipes.base import RecipeModel
+
+
+class ModelSpec(RecipeModel):
+    """Where a model comes from: a local folder / hub id loaded in-process, or a served endpoint."""
+
+    path: str | None = Field(None, description="Local model folder or hub id (e.g. Qwen/Qwen2.5-VL-7B-Instruct).")
+    endpoint: str | None = Field(None, description="Base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
+    served_name: str | None = Field(None, description="Model name to send to the endpoint; defaults to what /v1/models lists first.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the endpoint's API key, if any.")
+    backend: Literal["auto", "openai", "transformers", "vllm"] = Field(
+        "auto", description="auto: endpoint if set, else vllm if importable and a GPU is present, else transformers."
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Weights dtype for in-process backends.")
+    device: str = Field("auto", description="torch device for the transformers backend (auto, cpu, cuda, cuda:1).")
+    max_pixels: int = Field(1280 * 28 * 28, description="Pixel budget per image given to the processor.")
+    min_pixels: int = Field(4 * 28 * 28, description="Lower pixel bound per image given to the processor.")
+    request_timeout_s: float = Field(300.0, description="HTTP timeout per generation request.")
+    max_retries: int = Field(5, description="Retries with exponential backoff on HTTP errors / 429.")
+
+
+class DockerSandboxConfig(RecipeModel):
+    """The production backend: long-lived hardened containers running the warm worker."""
+
+    image: str = Field("codedance-sandbox:latest", description="Image built by `codedance sandbox build-image`.")
+    runtime: Literal["runc", "runsc"] = Field("runc", description="runsc = gVisor (needs pids_limit >= 256).")
+    pool_size: int = Field(4, description="Containers kept warm.")
+    cpus: float = Field(1.0, description="--cpus per container.")
+    memory_mb: int = Field(2048, description="--memory (and --memory-swap) per container.")
+    pids_limit: int = Field(256, description="--pids-limit per container.")
+    tmpfs_mb: int = Field(256, description="Size of the writable /tmp tmpfs.")
+    sessions_per_container: int = Field(200, description="Recycle a container after this many sessions.")
+
+
+class SandboxConfig(RecipeModel):
+    """How model-written code is executed; see docs/sandbox.md for the layers."""
+
+    backend: Literal["local", "docker"] = Field("local", description="local: warm forked workers in bubblewrap; docker: hardened containers.")
+    workers: int = Field(2, description="Warm worker processes (local backend).")
+    timeout_s: float = Field(15.0, description="Wall-clock limit per code cell; the whole process group is killed.")
+    cpu_s: int = Field(15, description="RLIMIT_CPU per cell.")
+    memory_mb: int = Field(2048, description="RLIMIT_AS per session process.")
+    file_size_mb: int = Field(64, description="RLIMIT_FSIZE: largest file the code may write.")
+    max_open_files: int = Field(256, description="RLIMIT_NOFILE.")
+    max_processes: int = Field(64, description="RLIMIT_NPROC (enforced after dropping root).")
+    max_output_chars: int = Field(8000, description="stdout/stderr kept per cell; the rest is cut with a marker.")
+    max_images_per_cell: int = Field(8, description="Images kept per cell.")
+    sessions_per_worker: int = Field(500, description="Recycle a worker after this many sessions.")
+    use_bwrap: bool = Field(True, description="Wrap workers in bubblewrap where it is installed.")
+    use_seccomp: bool = Field(True, description="Block network sockets with seccomp where pyseccomp loads.")
+    docker: DockerSandboxConfig = Field(default_factory=DockerSandboxConfig, description="Docker backend settings.")
+
+
+class LoopConfig(RecipeModel):
+    """The think -> code -> execute -> reflect loop."""
+
+    prompt_version: str = Field("codedance-v1", description="Versioned system prompt / turn format (see codedance_cli/loop/prompts.py).")
+    max_turns: int = Field(6, description="Assistant turns per trajectory before stopping.")
+    max_new_tokens: int = Field(1024, description="Token budget per assistant turn.")
+    max_total_tokens: int = Field(16384, description="Token budget for the whole trajectory.")
+    max_consecutive_failures: int = Field(3, description="Stop after this many failed code executions in a row.")
+    temperature: float = Field(0.0, description="Sampling temperature (0 = greedy).")
+    top_p: float = Field(1.0, description="Nucleus sampling.")
+    concurrency: int = Field(16, description="Trajectories in flight at once.")
+    observation_max_pixels: int = Field(512 * 28 * 28, description="Images produced by code are resized to this budget before going back to the model.")
+    max_observation_images: int = Field(4, description="Images per observation returned to the model.")
+
+
+class DataRef(RecipeModel):
+    """A dataset in the trajectory format (parquet folder/file) or a public format handled by `data import`."""
+
+    path: Path = Field(description="Local file or folder.")
+    format: Literal["trajectory", "codedance-sft", "codedance-rl", "vqa-jsonl", "auto"] = Field("trajectory", description="How to read it.")
+    limit: int | None = Field(None, description="Use at most this many items.")

@@ -1,0 +1,172 @@
+"""Read a YAML recipe: `extends:` chains, `--set a.b=c` overrides, strict validation.
+
+Every failure is a `BadInput` whose one-line message names the file and the
+dotted field, with a did-you-mean hint for misspelled keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from codedance_cli.errors import BadInput
+from codedance_cli.recipes.base import StageRecipe
+
+# stage name -> "module:Class"; imported lazily so `codedance --help` stays fast.
+STAGE_SCHEMAS: dict[str, str] = {
+    "synth": "codedance_cli.recipes.synth:SynthRecipe",
+    "filter": "codedance_cli.recipes.filter:FilterRecipe",
+    "sft": "codedance_cli.recipes.sft:SftRecipe",
+    "rl": "codedance_cli.recipes.rl:RlRecipe",
+    "judge": "codedance_cli.recipes.judge:JudgeRecipe",
+    "eval": "codedance_cli.recipes.eval:EvalRecipe",
+    "infer": "codedance_cli.recipes.infer:InferRecipe",
+}
+
+
+def schema_for(stage: str) -> type[StageRecipe]:
+    """The pydantic class for a stage name."""
+    target = STAGE_SCHEMAS.get(stage)
+    if target is None:
+        raise BadInput(f"unknown stage {stage!r}{_hint(stage, STAGE_SCHEMAS)}; expected one of {', '.join(STAGE_SCHEMAS)}")
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse one YAML file into a mapping, with the file and line in any error."""
+    if not path.is_file():
+        raise BadInput(f"{path}: recipe file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise BadInput(f"{path}{where}: invalid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}: a recipe must be a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; anything else in `override` replaces `base`."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve_extends(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Load `path` with its `extends:` parents merged underneath it (relative to the file)."""
+    path = path.resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise BadInput(f"{path}: extends cycle: {chain}")
+    data = read_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise BadInput(f"{path}: field 'extends': must be a path string")
+    parent_path = (path.parent / parent).resolve()
+    if not parent_path.is_file():
+        raise BadInput(f"{path}: field 'extends': {parent} not found (looked at {parent_path})")
+    return deep_merge(resolve_extends(parent_path, (*_seen, path)), data)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` strings; values are parsed as YAML so `lr=1e-5` is a float."""
+    result = dict(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.learning_rate=1e-5")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        parts = key.strip().split(".")
+        node = result
+        for part in parts[:-1]:
+            child = node.get(part)
+            child = dict(child) if isinstance(child, dict) else {}
+            node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def load_recipe(path: Path | str, overrides: list[str] | None = None, expect_stage: str | None = None) -> StageRecipe:
+    """The validated recipe object for `path`, after extends and overrides."""
+    path = Path(path)
+    data = apply_overrides(resolve_extends(path), overrides or [])
+    stage = data.get("stage")
+    if stage is None:
+        raise BadInput(f"{path}: field 'stage': missing (one of {', '.join(STAGE_SCHEMAS)})")
+    if expect_stage is not None and stage != expect_stage:
+        raise BadInput(f"{path}: field 'stage': this is a {stage!r} recipe, but `codedance {expect_stage}` needs a {expect_stage!r} recipe")
+    schema = schema_for(str(stage))
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise BadInput(format_validation_error(path, schema, exc)) from None
+
+
+def format_validation_error(path: Path, schema: type[BaseModel], exc: ValidationError) -> str:
+    """One line: the file, the first bad field, what is wrong, and a hint; plus a count of the rest."""
+    errors = exc.errors()
+    first = errors[0]
+    loc = tuple(first["loc"])
+    dotted = ".".join(str(p) for p in loc)
+    if first["type"] == "extra_forbidden":
+        allowed = allowed_fields(schema, loc[:-1])
+        message = f"{path}: unknown field '{dotted}'{_hint(str(loc[-1]), allowed)}"
+    elif first["type"] == "missing":
+        message = f"{path}: field '{dotted}': required but missing"
+    else:
+        message = f"{path}: field '{dotted}': {first['msg']} (got {first.get('input')!r})"
+    if len(errors) > 1:
+        message += f" [+{len(errors) - 1} more error(s)]"
+    return message
+
+
+def allowed_fields(schema: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model found by walking `loc` from `schema` (for did-you-mean)."""
+    model: Any = schema
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    """The first BaseModel class inside an annotation such as `X | None` or `list[X]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _hint(name: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,9 @@
+"""The `codedance synth` stage."""
+
+from __future__ import annotations
+
+from codedance_cli.errors import StageNotBuilt
+
+
+def run(recipe, *, dry_run: bool = False) -> None:
+    raise StageNotBuilt("codedance synth is not built yet (issue #5); nothing was run")
