@@ -8,7 +8,7 @@ CACHE ?= .cache
 TINY_MODEL := $(CACHE)/tiny-qwen2.5-vl
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test install system-deps tiny-model clean
+.PHONY: demo test install system-deps tiny-model sandbox-image clean
 
 # torch is pinned first: 2.13.0 is the CPU build; an unpinned torch pulls GBs of CUDA wheels.
 $(VENV)/.installed: pyproject.toml
@@ -23,12 +23,16 @@ install: $(VENV)/.installed
 system-deps:
 	bash scripts/system_deps.sh
 
+# Offline build (debootstrap + docker import); a no-op when the image already holds the current worker.py.
+sandbox-image: system-deps | $(VENV)/.installed
+	$(VENV)/bin/codedance sandbox build-image
+
 $(TINY_MODEL)/config.json: scripts/make_tiny_model.py | $(VENV)/.installed
 	$(PY) scripts/make_tiny_model.py $(TINY_MODEL)
 
 tiny-model: $(TINY_MODEL)/config.json
 
-test: install system-deps tiny-model
+test: install system-deps tiny-model sandbox-image
 	CODEDANCE_TINY_MODEL=$(abspath $(TINY_MODEL)) $(PY) -m pytest -q
 
 demo: install system-deps tiny-model

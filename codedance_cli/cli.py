@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from codedance_cli import __version__
 from codedance_cli.data.cli import app as data_app
@@ -56,7 +57,7 @@ def main() -> None:
     try:
         app()
     except CodedanceError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted[/]")

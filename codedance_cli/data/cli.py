@@ -2,22 +2,87 @@
 
 from __future__ import annotations
 
+import json as jsonlib
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(help="Import public datasets into the trajectory format; export for ms-swift and verl.", no_args_is_help=True)
 
 
-@app.command("import")
-def import_() -> None:
-    """Read CodeDance-SFT / CodeDance-RL / VQA data into the trajectory format."""
-    from codedance_cli.errors import StageNotBuilt
+def _column_overrides(columns: list[str] | None) -> dict[str, str]:
+    from codedance_cli.errors import BadInput
 
-    raise StageNotBuilt("codedance data import is not built yet (issue #5)")
+    overrides: dict[str, str] = {}
+    for item in columns or []:
+        field, sep, name = item.partition("=")
+        if not sep or not field or not name:
+            raise BadInput(f"--column {item!r}: expected FIELD=COLUMN, e.g. --column question=query")
+        overrides[field.strip()] = name.strip()
+    return overrides
+
+
+@app.command("import")
+def import_(
+    source: Annotated[str, typer.Argument(help="Local file/folder (parquet, jsonl, json, csv, tsv) or a hub id owner/name.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Trajectory folder to write (resumes if it exists).")],
+    format: Annotated[str, typer.Option("--format", "-f", help="auto, codedance-sft, codedance-rl, vqa or trajectory.")] = "auto",
+    split: Annotated[str, typer.Option(help="Split, for a hub id.")] = "train",
+    column: Annotated[list[str] | None, typer.Option("--column", "-c", help="VQA column mapping FIELD=COLUMN (id, image, question, answer, choices, answer_type).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Read at most this many rows.")] = None,
+    prefix: Annotated[str | None, typer.Option(help="Task-id prefix for VQA rows (default: the source's name).")] = None,
+    json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
+) -> None:
+    """Read CodeDance-SFT / CodeDance-RL / plain VQA data into the trajectory format; bad rows are reported, never dropped silently."""
+    from rich.console import Console
+    from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from codedance_cli.data.importer import ERRORS_FILE, import_dataset
+
+    console = Console(stderr=json)
+    with Progress(SpinnerColumn(), TextColumn("[bold]import[/] {task.description}"), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+        bar = progress.add_task(str(source), total=limit)
+        report = import_dataset(source, output, format, split=split, column_overrides=_column_overrides(column), limit=limit,
+                                prefix=prefix, on_progress=lambda n: progress.advance(bar, n))
+    if json:
+        typer.echo(jsonlib.dumps(report.as_dict(), indent=2))
+        return
+    table = Table(title=f"import {source} ({report.format}) -> {output}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("rows read", str(report.rows))
+    table.add_row("[green]imported[/]", str(report.imported))
+    table.add_row("already in output", str(report.already_done))
+    table.add_row("[red]bad rows (skipped)[/]" if report.errors else "bad rows", str(report.errors))
+    for kind, count in report.reasons.most_common():
+        table.add_row(f"  {kind}", str(count))
+    console.print(table)
+    for example in report.examples[:10]:
+        console.print(f"[red]row {example['index']}[/]: {example['reason']}", highlight=False)
+    if report.errors:
+        console.print(f"all {report.errors} bad rows with their reasons: {output / ERRORS_FILE}")
 
 
 @app.command("export")
-def export() -> None:
+def export(
+    trajectories: Annotated[Path, typer.Argument(help="Trajectory folder (or .parquet file).")],
+    to: Annotated[str, typer.Option("--to", help="swift (ms-swift jsonl + images) or verl (verl RL parquet).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="swift: output folder; verl: output .parquet file.")],
+    json: Annotated[bool, typer.Option("--json", help="Print the written path as JSON.")] = False,
+) -> None:
     """Write ms-swift jsonl or verl parquet from trajectories."""
-    from codedance_cli.errors import StageNotBuilt
+    from codedance_cli.errors import BadInput
 
-    raise StageNotBuilt("codedance data export is not built yet (issue #5)")
+    if to == "swift":
+        from codedance_cli.data.export_swift import export_swift  # the SFT stage's exporter
+
+        written = export_swift(trajectories, out)
+    elif to == "verl":
+        from codedance_cli.data.export_verl import export_verl  # the RL stage's exporter
+
+        written = export_verl(trajectories, out)
+    else:
+        raise BadInput(f"--to {to!r}: expected swift or verl")
+    typer.echo(jsonlib.dumps({"to": to, "path": str(written)}) if json else f"wrote {written}")

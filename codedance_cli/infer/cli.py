@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from codedance_cli.cli_common import JsonOpt, SetOpt
+from codedance_cli.cli_common import DryRunOpt, JsonOpt, SetOpt
 
 
 def command(
@@ -18,8 +18,14 @@ def command(
     set: SetOpt = None,
     json: JsonOpt = False,
     html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML page of the trajectory.")] = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
-    """Run one trajectory against a model and show reasoning, code, observations and produced images."""
-    from codedance_cli.errors import StageNotBuilt
+    """Run one trajectory against a model and show reasoning, code, observations and produced images.
 
-    raise StageNotBuilt("codedance infer is not built yet (issue #4); nothing was run")
+    --json prints the trajectory (images base64-encoded, plus the paths they were saved to).
+    """
+    from codedance_cli.infer.run import run, with_model_override
+    from codedance_cli.recipes import load_recipe
+
+    loaded = with_model_override(load_recipe(recipe, set or [], expect_stage="infer"), model)
+    run(loaded, dry_run=dry_run, question=question, images=image, as_json=json, html=html)

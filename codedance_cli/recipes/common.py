@@ -43,6 +43,11 @@ class DockerSandboxConfig(RecipeModel):
     pids_limit: int = Field(256, description="--pids-limit per container.")
     tmpfs_mb: int = Field(256, description="Size of the writable /tmp tmpfs.")
     sessions_per_container: int = Field(200, description="Recycle a container after this many sessions.")
+    user: str | None = Field(
+        None,
+        description="Run the worker as this uid:gid with no capabilities (e.g. 10001:10001; sessions then share one uid). "
+        "Default: container root keeping only SETUID/SETGID/KILL/CHOWN, so that every session runs under its own unprivileged uid.",
+    )
 
 
 class SandboxConfig(RecipeModel):

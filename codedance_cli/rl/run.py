@@ -1,9 +1,122 @@
-"""The `codedance rl` stage."""
+"""The `codedance rl` stage: recipe -> exported data + engine configs -> verl or ms-swift GRPO.
+
+1. Export the RL items for the engine (verl parquet / ms-swift jsonl), skipped when already newer than the source.
+2. Write the reward coefficients and the tool / scheduler settings into the run folder.
+3. Launch the engine through its public command line; a non-zero exit is EngineFailed.
+
+verl resumes from its own checkpoints (`trainer.resume_mode=auto`); ms-swift is
+given the newest `checkpoint-*` of the run with `--resume_from_checkpoint`.
+"""
 
 from __future__ import annotations
 
-from codedance_cli.errors import StageNotBuilt
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from codedance_cli.errors import BadInput, EngineFailed
+from codedance_cli.recipes.rl import RlRecipe
+from codedance_cli.rl.run_files import RunFiles
 
 
-def run(recipe, *, dry_run: bool = False) -> None:
-    raise StageNotBuilt("codedance rl is not built yet (issue #7); nothing was run")
+@dataclass
+class RlPlan:
+    """What `codedance rl` runs: the command, the environment it adds, the run folder."""
+
+    engine: str
+    command: list[str]
+    env: dict[str, str]
+    files: RunFiles
+
+    def describe(self) -> str:
+        env = "\n".join(f"{key}={shlex.quote(value)}" for key, value in sorted(self.env.items()))
+        return f"# engine: {self.engine}\n# environment:\n{env}\n# command:\n{shlex.join(self.command)}"
+
+
+def plan(recipe: RlRecipe) -> RlPlan:
+    """The engine command and environment for `recipe` (pure: writes nothing)."""
+    files = RunFiles(recipe.output_dir)
+    if recipe.engine == "verl":
+        from codedance_cli.loop.prompts import TOOLCALL_VERSION, is_toolcall
+        from codedance_cli.rl.verl_engine import verl_command, verl_env
+
+        if not is_toolcall(recipe.loop.prompt_version):
+            raise BadInput(f"loop.prompt_version: verl's tool agent parses <tool_call> (hermes); use {TOOLCALL_VERSION}")
+
+        return RlPlan("verl", verl_command(recipe, files), verl_env(recipe, files), files)
+    from codedance_cli.rl.swift_engine import swift_command, swift_env
+
+    command = swift_command(recipe, files)
+    checkpoint = latest_checkpoint(files.checkpoints)
+    if checkpoint is not None:
+        command += ["--resume_from_checkpoint", str(checkpoint)]
+    return RlPlan("swift", command, swift_env(recipe, files), files)
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The highest-numbered `checkpoint-N` folder ms-swift wrote, if any."""
+    if not folder.is_dir():
+        return None
+    found = [(int(path.name.rsplit("-", 1)[1]), path) for path in folder.glob("checkpoint-*") if path.name.rsplit("-", 1)[1].isdigit()]
+    return max(found)[1] if found else None
+
+
+def _is_fresh(output: Path, source: Path) -> bool:
+    return output.exists() and output.stat().st_mtime >= max((p.stat().st_mtime for p in [source, *source.rglob("*")]), default=0)
+
+
+def prepare(recipe: RlRecipe, files: RunFiles) -> None:
+    """Export the data and write the engine's config files into the run folder."""
+    dataset = Path(recipe.dataset)
+    if not dataset.exists():
+        raise BadInput(f"dataset: {dataset} does not exist (RL items in the trajectory format)")
+    if recipe.val_dataset is not None and not Path(recipe.val_dataset).exists():
+        raise BadInput(f"val_dataset: {recipe.val_dataset} does not exist")
+    version = recipe.loop.prompt_version
+    if recipe.engine == "verl":
+        from codedance_cli.data.export_verl import export_verl
+        from codedance_cli.rl.verl_engine import write_verl_files
+
+        if not _is_fresh(files.train, dataset):
+            export_verl(dataset, files.train, prompt_version=version, limit=recipe.limit)
+        if recipe.val_dataset is not None and not _is_fresh(files.val, Path(recipe.val_dataset)):
+            export_verl(recipe.val_dataset, files.val, prompt_version=version)
+        write_verl_files(recipe, files)
+        return
+    from codedance_cli.rl.swift_data import export_swift_grpo
+    from codedance_cli.rl.swift_engine import write_swift_files
+    from codedance_cli.trajectory.store import iter_trajectories
+
+    if not _is_fresh(files.swift_train, dataset):
+        export_swift_grpo(iter_trajectories(dataset), files.swift_train, files.swift_images, version, limit=recipe.limit)
+    write_swift_files(recipe, files)
+
+
+def launch(run_plan: RlPlan) -> None:
+    """Run the engine, echoing and logging its output; EngineFailed on a non-zero exit."""
+    log_path = run_plan.files.root / f"{run_plan.engine}.log"
+    env = {**os.environ, **run_plan.env}
+    with log_path.open("a") as log, subprocess.Popen(
+        run_plan.command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            log.write(line)
+        code = process.wait()
+    if code != 0:
+        raise EngineFailed(f"{run_plan.engine} exited with status {code}; full output in {log_path}")
+
+
+def run(recipe: RlRecipe, *, dry_run: bool = False) -> RlPlan:
+    """`codedance rl RECIPE`: prepare the run folder and launch the engine (or only print the plan)."""
+    run_plan = plan(recipe)
+    if dry_run:
+        print(run_plan.describe())
+        return run_plan
+    prepare(recipe, run_plan.files)
+    launch(run_plan)
+    return run_plan

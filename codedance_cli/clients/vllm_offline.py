@@ -1,0 +1,132 @@
+"""vLLM offline engine client: in-process `vllm.LLM` with continuous batching for rollouts on a GPU.
+
+Concurrent `generate` calls are gathered into one `LLM.chat` call (a list of
+conversations, one SamplingParams each) so vLLM batches them; the engine runs on
+one dedicated thread. Images stay data URLs, which vLLM's chat parser accepts.
+Cannot run on a machine without vLLM and a GPU; the batching and the
+SamplingParams composition are plain code and tested with any engine object that
+has vLLM's `chat` signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from codedance_cli.clients.base import Generation, Messages
+from codedance_cli.errors import BadInput
+
+
+def sampling_kwargs(max_new_tokens: int, temperature: float, top_p: float, stop: list[str] | None) -> dict[str, Any]:
+    """Keyword arguments for `vllm.SamplingParams` of one request."""
+    kwargs: dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p if temperature > 0 else 1.0}
+    if stop:
+        kwargs["stop"] = list(stop)
+    return kwargs
+
+
+def engine_kwargs(spec: Any, *, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.8, max_model_len: int | None = None) -> dict[str, Any]:
+    """Keyword arguments for `vllm.LLM` from a recipe ModelSpec."""
+    kwargs: dict[str, Any] = {
+        "model": spec.path,
+        "dtype": spec.dtype,
+        "tensor_parallel_size": tensor_parallel_size,
+        "gpu_memory_utilization": gpu_memory_utilization,
+        "mm_processor_kwargs": {"max_pixels": spec.max_pixels, "min_pixels": spec.min_pixels},
+        "limit_mm_per_prompt": {"image": 16},
+    }
+    if max_model_len is not None:
+        kwargs["max_model_len"] = max_model_len
+    return kwargs
+
+
+@dataclass
+class _Request:
+    messages: Messages
+    params: dict[str, Any]
+    future: asyncio.Future = field(repr=False)
+    started: float = field(default_factory=time.perf_counter)
+
+
+class VLLMClient:
+    """Micro-batching async front of a `vllm.LLM` (or anything with its `chat` signature)."""
+
+    def __init__(self, engine: Any, *, sampling_params_factory: Any = None, batch_window_s: float = 0.005, max_batch: int = 256) -> None:
+        self.engine = engine
+        self._make_params = sampling_params_factory or (lambda **kwargs: kwargs)
+        self.batch_window_s = batch_window_s
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[_Request] | None = None
+        self._worker: asyncio.Task | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codedance-vllm")
+
+    @classmethod
+    def from_spec(cls, spec: Any, **engine_options: Any) -> VLLMClient:
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError:
+            raise BadInput("model.backend 'vllm': vllm is not installed (pip install vllm on a GPU machine)") from None
+        return cls(LLM(**engine_kwargs(spec, **engine_options)), sampling_params_factory=SamplingParams)
+
+    def _ensure_worker(self) -> asyncio.Queue[_Request]:
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._worker is None or self._worker.done() or self._worker.get_loop() is not loop:
+            self._queue = asyncio.Queue()
+            self._worker = loop.create_task(self._drain(self._queue))
+        return self._queue
+
+    async def _drain(self, queue: asyncio.Queue[_Request]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            await asyncio.sleep(self.batch_window_s)
+            while not queue.empty() and len(batch) < self.max_batch:
+                batch.append(queue.get_nowait())
+            try:
+                outputs = await loop.run_in_executor(self._executor, self._chat, batch)
+            except Exception as exc:  # one failed batch fails its requests, not the worker
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
+                continue
+            for request, output in zip(batch, outputs):
+                if not request.future.done():
+                    request.future.set_result(self._to_generation(output, request.started))
+
+    def _chat(self, batch: list[_Request]) -> list[Any]:
+        conversations = [request.messages for request in batch]
+        params = [self._make_params(**request.params) for request in batch]
+        return self.engine.chat(conversations, params, use_tqdm=False)
+
+    @staticmethod
+    def _to_generation(output: Any, started: float) -> Generation:
+        completion = output.outputs[0]
+        return Generation(
+            text=completion.text,
+            prompt_tokens=len(output.prompt_token_ids or []),
+            completion_tokens=len(completion.token_ids),
+            seconds=time.perf_counter() - started,
+            finish_reason=completion.finish_reason,
+        )
+
+    async def generate(
+        self,
+        messages: Messages,
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: list[str] | None = None,
+    ) -> Generation:
+        queue = self._ensure_worker()
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        await queue.put(_Request(messages, sampling_kwargs(max_new_tokens, temperature, top_p, stop), future))
+        return await future
+
+    async def aclose(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+        self._executor.shutdown(wait=False)

@@ -1,0 +1,107 @@
+"""What people read after an eval: a rich table on the terminal, results.json for machines, report.md for humans."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from codedance_cli.eval.files import write_atomic
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def results_table(results: dict[str, Any]) -> Table:
+    """Accuracy per benchmark (bold) and per category (indented), with the tool-use behaviour beside it."""
+    voted = results["samples_per_item"] > 1
+    table = Table(title=f"codedance eval — {results['mode']} mode, {results['model_name']}", title_justify="left")
+    table.add_column("benchmark / category", overflow="ellipsis", max_width=20, no_wrap=True)
+    numbers = ["items", "acc%", "official%"] + (["mean@n%", "pass@n%"] if voted else []) + ["calls", "fail%", "format%"]
+    for column in numbers:  # numbers are never cut; the name column gives way on narrow terminals
+        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
+    for summary in results["benchmarks"].values():
+        row = [summary["name"], str(summary["items"]), _pct(summary["accuracy"]), _pct(summary["headline"])]
+        if voted:
+            row += [_pct(summary["sample_accuracy"]), _pct(summary["pass_at_n"])]
+        row += [f"{summary['tool_calls_per_sample']:.2f}", _pct(summary["exec_failure_rate"]), _pct(summary["format"]["adherence"])]
+        table.add_row(*row, style="bold")
+        if len(summary["categories"]) > 1:
+            for name, category in summary["categories"].items():
+                table.add_row(f"  {name}", str(category["items"]), _pct(category["accuracy"]), *[""] * (len(row) - 3))
+    return table
+
+
+def print_table(results: dict[str, Any], console: Console) -> None:
+    console.print(results_table(results))
+
+
+def write_results_json(results: dict[str, Any], path: Path) -> Path:
+    return write_atomic(path, json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def write_report_md(results: dict[str, Any], path: Path) -> Path:
+    """A readable summary: headline numbers, categories, format adherence, behaviour, plots, viewer link."""
+    lines = [
+        "# codedance eval report",
+        "",
+        f"- model: `{results['model_name']}`",
+        f"- mode: **{results['mode']}** ({'code tool loop' if results['mode'] == 'tool' else 'no tools: the baseline'})",
+        f"- samples per item: {results['samples_per_item']}"
+        + (" (answer = majority vote)" if results["samples_per_item"] > 1 else ""),
+        f"- loop: max_turns={results['loop']['max_turns']}, temperature={results['loop']['temperature']}, "
+        f"top_p={results['loop']['top_p']}, prompt={results['loop']['prompt_version']}",
+        f"- judge: {results['judge'] or 'none (rule-based extraction)'}",
+        "",
+        "## Accuracy",
+        "",
+        "| benchmark | items | accuracy % | official metric % | mean@n % | pass@n % | unreadable % |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in results["benchmarks"].values():
+        lines.append(
+            f"| {s['name']} | {s['items']} | {_pct(s['accuracy'])} | {_pct(s['headline'])} | {_pct(s['sample_accuracy'])} "
+            f"| {_pct(s['pass_at_n'])} | {_pct(s['unreadable'])} |"
+        )
+    lines += ["", "### Per category", "", "| benchmark | category | items | accuracy % |", "| --- | --- | ---: | ---: |"]
+    for s in results["benchmarks"].values():
+        for name, category in s["categories"].items():
+            lines.append(f"| {s['name']} | {name} | {category['items']} | {_pct(category['accuracy'])} |")
+    lines += [
+        "",
+        "## Format adherence",
+        "",
+        "Share of samples with a code block, with code that executed without error, with an `<answer>` tag, "
+        "and with both executable code and an answer tag (what cold-start SFT should teach).",
+        "",
+        "| benchmark | code block % | code ran % | answer tag % | adherence % |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for s in results["benchmarks"].values():
+        f = s["format"]
+        lines.append(f"| {s['name']} | {_pct(f['code_block'])} | {_pct(f['code_ran'])} | {_pct(f['answer_tag'])} | {_pct(f['adherence'])} |")
+    lines += [
+        "",
+        "## Tool use",
+        "",
+        "| benchmark | tool calls / sample | executed cells | failed cells | exec failure % | mean turns | mean s / sample | stop reasons |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for s in results["benchmarks"].values():
+        reasons = ", ".join(f"{k}: {v}" for k, v in s["stop_reasons"].items())
+        lines.append(
+            f"| {s['name']} | {s['tool_calls_per_sample']:.2f} | {s['tool_calls']} | {s['failed_calls']} | {_pct(s['exec_failure_rate'])} "
+            f"| {s['mean_turns']:.2f} | {s['mean_seconds']:.2f} | {reasons} |"
+        )
+    plots = results.get("files", {}).get("plots", {})
+    if plots:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{name}]({Path(file).relative_to(path.parent)})" for name, file in plots.items()]
+    viewer = results.get("files", {}).get("viewer")
+    if viewer:
+        lines += ["", f"Trajectories (filter by correct / wrong): [{Path(viewer).name}]({Path(viewer).relative_to(path.parent)})"]
+    return write_atomic(path, "\n".join(lines) + "\n")

@@ -1,0 +1,61 @@
+"""Weak-to-strong sampling: how often does a weak model already get an item right?
+
+Items the weak model always solves teach nothing (dropped as trivial); the rest are
+stratified by its pass rate into difficulty levels that the RL reward later reads
+(`codedance_cli.rewards.tool_call.item_difficulty`: 'easy' / 'medium' / 'hard').
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from codedance_cli.clients.base import ModelClient
+from codedance_cli.loop.format import data_url, question_text
+from codedance_cli.loop.runner import run_trajectory
+from codedance_cli.recipes.filter import FilterRecipe
+from codedance_cli.rewards.matching import answers_match, extract_answer
+from codedance_cli.sandbox.base import Sandbox
+from codedance_cli.trajectory.schema import Trajectory
+
+DIRECT_SYSTEM_PROMPT = (
+    "You are a visual question answering assistant. Look at the image(s) and answer the question directly, "
+    "without code. Think briefly inside <think>...</think>, then give only the final answer inside <answer>...</answer>."
+)
+
+
+def direct_messages(task: Trajectory) -> list[dict]:
+    """The no-tool prompt: system, then the images and the question (options appended)."""
+    content = [{"type": "image_url", "image_url": {"url": data_url(data)}} for data in task.images]
+    content.append({"type": "text", "text": question_text(task)})
+    return [{"role": "system", "content": DIRECT_SYSTEM_PROMPT}, {"role": "user", "content": content}]
+
+
+def _correct(prediction: str | None, task: Trajectory) -> bool:
+    if not prediction or task.ground_truth is None:
+        return False
+    return answers_match(prediction, task.ground_truth, task.answer_type, task.choices)
+
+
+async def _one_sample(task: Trajectory, client: ModelClient, sandbox: Sandbox, recipe: FilterRecipe) -> bool:
+    if recipe.weak_mode == "direct":
+        generation = await client.generate(direct_messages(task), max_new_tokens=recipe.weak_max_new_tokens,
+                                           temperature=recipe.weak_temperature)
+        return _correct(extract_answer(generation.text) if "<answer>" in generation.text else None, task)
+    config = recipe.loop.model_copy(update={"temperature": recipe.weak_temperature})
+    plain = task.model_copy(update={"turns": [], "final_answer": None, "stop_reason": None})
+    result = await run_trajectory(plain, client, sandbox, config)
+    return _correct(result.final_answer, task)
+
+
+async def pass_rate(task: Trajectory, client: ModelClient, sandbox: Sandbox, recipe: FilterRecipe) -> tuple[int, int]:
+    """(correct, k) over k weak samples, run concurrently."""
+    results = await asyncio.gather(*(_one_sample(task, client, sandbox, recipe) for _ in range(recipe.samples_per_item)))
+    return sum(results), len(results)
+
+
+def difficulty_label(rate: float, recipe: FilterRecipe) -> str:
+    if rate <= recipe.hard_max_pass_rate:
+        return "hard"
+    if rate <= recipe.medium_max_pass_rate:
+        return "medium"
+    return "easy"

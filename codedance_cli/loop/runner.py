@@ -1,0 +1,173 @@
+"""The think -> code -> execute -> reflect loop, for one trajectory and for many at once.
+
+Each trajectory alternates model generation and sandbox execution. Many run
+concurrently on one event loop, so while one trajectory's code runs in the
+sandbox the model is generating for the others; `concurrency` bounds how many
+are in flight (and so how many sandbox sessions are open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+from codedance_cli.clients.base import ModelClient
+from codedance_cli.loop.format import build_messages
+from codedance_cli.loop.parser import ParsedTurn, parse_turn
+from codedance_cli.loop.prompts import check_version, system_prompt
+from codedance_cli.recipes.common import LoopConfig
+from codedance_cli.sandbox.base import Sandbox, SandboxSession
+from codedance_cli.trajectory.schema import Observation, Trajectory, Turn
+
+TurnCallback = Callable[[Trajectory, Turn], Any]
+
+
+def _tool_error_observation(parsed: ParsedTurn) -> Observation:
+    """A bad tool call goes back to the model as a failed execution, so it can fix the call."""
+    return Observation(error_type="ToolCallError", error=parsed.tool_error or "bad tool call")
+
+
+class _Budget:
+    """Token accounting: the conversation so far is the last prompt plus its completion."""
+
+    def __init__(self, config: LoopConfig) -> None:
+        self.config = config
+        self.context_tokens = 0
+
+    def next_max_new_tokens(self) -> int:
+        return min(self.config.max_new_tokens, self.config.max_total_tokens - self.context_tokens)
+
+    def add(self, prompt_tokens: int | None, completion_tokens: int | None) -> None:
+        if prompt_tokens is not None:
+            self.context_tokens = prompt_tokens + (completion_tokens or 0)
+        else:
+            self.context_tokens += completion_tokens or 0
+
+
+async def run_trajectory(
+    task: Trajectory,
+    client: ModelClient,
+    sandbox: Sandbox,
+    config: LoopConfig,
+    *,
+    on_turn: TurnCallback | None = None,
+) -> Trajectory:
+    """Run the loop on one task (a Trajectory without turns) and return the filled trajectory.
+
+    Never raises for what the model or its code does: a client or sandbox failure
+    ends the trajectory with stop_reason "error" and the message in metadata.
+    """
+    version = check_version(config.prompt_version)
+    result = task.model_copy(deep=True)
+    result.turns, result.final_answer, result.stop_reason = [], None, None
+    result.system_prompt, result.prompt_version = system_prompt(version), version
+    flags: list[list[str]] = []
+    budget = _Budget(config)
+    failures = 0
+    session: SandboxSession | None = None
+    tool_seconds = 0.0
+    started = time.perf_counter()
+    try:
+        while True:
+            if len(result.turns) >= config.max_turns:
+                result.stop_reason = "max_turns"
+                break
+            max_new_tokens = budget.next_max_new_tokens()
+            if max_new_tokens <= 0:
+                result.stop_reason = "max_tokens"
+                break
+            generation = await client.generate(
+                build_messages(result, result.turns, version, config),
+                max_new_tokens=max_new_tokens,
+                temperature=config.temperature,
+                top_p=config.top_p,
+            )
+            budget.add(generation.prompt_tokens, generation.completion_tokens)
+            parsed = parse_turn(generation.text, version)
+            flags.append(sorted(parsed.flags))
+            turn = Turn(
+                text=generation.text,
+                code=parsed.code if parsed.answer is None else None,
+                prompt_tokens=generation.prompt_tokens,
+                completion_tokens=generation.completion_tokens,
+                generation_s=round(generation.seconds, 4),
+            )
+            result.turns.append(turn)
+            if parsed.answer is not None:
+                result.final_answer, result.stop_reason = parsed.answer, "answer"
+            elif parsed.code is not None:
+                if session is None:
+                    session = await sandbox.open_session(result.images)
+                tool_started = time.perf_counter()
+                turn.observation = await session.run(parsed.code)
+                tool_seconds += time.perf_counter() - tool_started
+            elif parsed.tool_error is not None:
+                turn.observation = _tool_error_observation(parsed)
+            else:
+                result.stop_reason = "max_tokens" if generation.hit_length_limit else "no_code"
+            if on_turn is not None:
+                on_turn(result, turn)
+            if result.stop_reason is not None:
+                break
+            failures = failures + 1 if turn.observation is not None and not turn.observation.ok else 0
+            if failures >= config.max_consecutive_failures:
+                result.stop_reason = "repeated_failure"
+                break
+    except Exception as exc:  # the trajectory records the failure; the rollout goes on
+        result.stop_reason = "error"
+        result.metadata["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+    finally:
+        if session is not None:
+            try:
+                await session.close()
+            except Exception as exc:
+                result.metadata.setdefault("error", f"sandbox close failed: {type(exc).__name__}: {exc}")
+    result.metadata["loop"] = {
+        "parse_flags": flags,
+        "tool_s": round(tool_seconds, 4),
+        "generation_s": round(sum(turn.generation_s or 0.0 for turn in result.turns), 4),
+        "wall_s": round(time.perf_counter() - started, 4),
+    }
+    return result
+
+
+async def run_many(
+    tasks: Iterable[Trajectory],
+    client: ModelClient,
+    sandbox: Sandbox,
+    config: LoopConfig,
+    on_done: Callable[[Trajectory], Any] | None = None,
+) -> AsyncIterator[Trajectory]:
+    """Run tasks with at most `config.concurrency` in flight; yield trajectories as they finish.
+
+    Tasks are pulled from the iterable lazily, so a stream of millions is fine.
+    """
+    iterator = iter(tasks)
+    pending: set[asyncio.Task[Trajectory]] = set()
+    limit = max(1, config.concurrency)
+
+    def refill() -> None:
+        while len(pending) < limit:
+            task = next(iterator, None)
+            if task is None:
+                return
+            pending.add(asyncio.ensure_future(run_trajectory(task, client, sandbox, config)))
+
+    refill()
+    try:
+        while pending:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for finished in done:
+                pending.discard(finished)
+                trajectory = finished.result()
+                if on_done is not None:
+                    on_done(trajectory)
+                yield trajectory
+            refill()
+    finally:
+        for leftover in pending:
+            leftover.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)

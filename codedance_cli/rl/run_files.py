@@ -1,0 +1,42 @@
+"""The files a `codedance rl` run writes under its output_dir, named in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class RunFiles:
+    """Generated inputs, engine configs and checkpoints of one run (all under `root`)."""
+
+    root: Path
+    train: Path = field(init=False)
+    val: Path = field(init=False)
+    swift_train: Path = field(init=False)
+    swift_images: Path = field(init=False)
+    reward_config: Path = field(init=False)
+    reward_log: Path = field(init=False)
+    tool_config: Path = field(init=False)
+    settings: Path = field(init=False)
+    checkpoints: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).resolve()
+        self.train = self.root / "data" / "train.parquet"
+        self.val = self.root / "data" / "val.parquet"
+        self.swift_train = self.root / "data" / "train.jsonl"
+        self.swift_images = self.root / "data" / "images"
+        self.reward_config = self.root / "reward.json"
+        self.reward_log = self.root / "rewards.jsonl"
+        self.tool_config = self.root / "verl_tool_config.yaml"
+        self.settings = self.root / "rl_settings.json"
+        self.checkpoints = self.root / "checkpoints"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temp file and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(text)
+    temp.replace(path)

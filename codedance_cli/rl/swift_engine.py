@@ -1,0 +1,106 @@
+"""`codedance rl` with `engine: swift`: ms-swift GRPO on one machine, our reward and sandbox as plugins.
+
+    swift rlhf --rlhf_type grpo --external_plugins codedance_cli/rl/swift_plugin.py \
+        --reward_funcs codedance_reward --multi_turn_scheduler codedance_sandbox ...
+
+Without `swift.use_vllm` ms-swift generates with transformers (its
+TransformersEngine), which is what runs on CPU. The reward coefficients, the
+sandbox/loop settings and the reward log reach the plugins through files named
+in the environment (`CODEDANCE_REWARD_CONFIG`, `CODEDANCE_RL_SETTINGS`,
+`CODEDANCE_REWARD_LOG`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from codedance_cli.recipes.rl import RlRecipe
+from codedance_cli.rl.run_files import RunFiles, atomic_write
+
+REWARD_NAME = "codedance_reward"
+SCHEDULER_NAME = "codedance_sandbox"
+
+
+def plugin_path() -> Path:
+    return Path(__file__).resolve().with_name("swift_plugin.py")
+
+
+def swift_executable() -> str:
+    """The `swift` console script of this environment (beside the running python), else the one on PATH."""
+    beside = Path(sys.executable).with_name("swift")
+    return str(beside) if beside.exists() else (shutil.which("swift") or "swift")
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def swift_args(recipe: RlRecipe, files: RunFiles) -> list[str]:
+    """`swift rlhf` arguments for the recipe."""
+    train, swift = recipe.train, recipe.swift
+    args = [
+        "rlhf",
+        "--rlhf_type", "grpo",
+        "--model", recipe.model,
+        "--dataset", str(files.swift_train),
+        "--external_plugins", str(plugin_path()),
+        "--reward_funcs", REWARD_NAME,
+        "--multi_turn_scheduler", SCHEDULER_NAME,
+        "--max_turns", str(recipe.loop.max_turns),
+        "--num_generations", str(train.rollout_n),
+        "--per_device_train_batch_size", str(swift.per_device_train_batch_size),
+        "--gradient_accumulation_steps", str(swift.gradient_accumulation_steps),
+        "--learning_rate", str(train.learning_rate),
+        "--num_train_epochs", str(train.epochs),
+        "--max_completion_length", str(swift.max_completion_length),
+        "--max_length", str(swift.max_length),
+        "--temperature", str(train.temperature),
+        "--beta", str(train.kl_coef if train.use_kl_loss else 0.0),
+        "--tuner_type", swift.train_type,
+        "--torch_dtype", swift.torch_dtype,
+        "--use_vllm", _flag(swift.use_vllm),
+        "--gradient_checkpointing", _flag(train.gradient_checkpointing),
+        "--output_dir", str(files.checkpoints),
+        "--add_version", "false",
+        "--save_steps", str(train.save_steps),
+        "--logging_steps", str(swift.logging_steps),
+        "--report_to", "none",
+        "--dataloader_num_workers", str(swift.dataloader_num_workers),
+        "--dataset_num_proc", "1",
+        "--seed", str(train.seed),
+        "--log_completions", "true",
+    ]  # fmt: skip
+    if train.max_steps is not None:
+        args += ["--max_steps", str(train.max_steps)]
+    if swift.model_type:
+        args += ["--model_type", swift.model_type]
+    if swift.template:
+        args += ["--template", swift.template]
+    return args + list(swift.extra_args)
+
+
+def swift_command(recipe: RlRecipe, files: RunFiles) -> list[str]:
+    return [swift_executable(), *swift_args(recipe, files)]
+
+
+def swift_env(recipe: RlRecipe, files: RunFiles) -> dict[str, str]:
+    """Environment for the launch: where the plugins find their settings, the judge, the processor's pixel budget."""
+    env = {
+        "CODEDANCE_REWARD_CONFIG": str(files.reward_config),
+        "CODEDANCE_RL_SETTINGS": str(files.settings),
+        "CODEDANCE_REWARD_LOG": str(files.reward_log),
+        "MAX_PIXELS": str(recipe.swift.image_max_pixels),
+    }
+    if recipe.reward.judge_endpoint:
+        env["CODEDANCE_JUDGE_URL"] = recipe.reward.judge_endpoint
+    return env
+
+
+def write_swift_files(recipe: RlRecipe, files: RunFiles) -> None:
+    """reward.json and the scheduler's settings (the data is exported separately)."""
+    atomic_write(files.reward_config, json.dumps(recipe.reward.model_dump(mode="json"), indent=2))
+    settings = {"sandbox": recipe.sandbox.model_dump(mode="json"), "loop": recipe.loop.model_dump(mode="json")}
+    atomic_write(files.settings, json.dumps(settings, indent=2))

@@ -1,0 +1,119 @@
+"""ms-swift multi-turn scheduler that runs the model's code in our sandbox (`--multi_turn_scheduler codedance_sandbox`).
+
+After each generated turn (`on_turn_end`) the turn is parsed with the loop's
+parser (the same rules as synth/eval): an answer, no code, a cut-off generation
+or the turn budget ends the trajectory; otherwise the code runs in the
+trajectory's sandbox session and `step` appends the observation as the next user
+turn (rendered exactly as the loop renders it; images go back as `<image>`
+entries). Failed calls are recorded in `rollout_infos["codedance_tool_failures"]`
+for the reward. Sessions live on a private background loop (see
+background_loop.py) because ms-swift drives hooks from short-lived loops.
+
+Settings come from the JSON file named by env CODEDANCE_RL_SETTINGS
+(`{"sandbox": SandboxConfig, "loop": LoopConfig}`), written by `codedance rl`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from swift.rollout.multi_turn import MultiTurnScheduler
+
+from codedance_cli.loop.format import data_url, decode_data_url, render_observation
+from codedance_cli.loop.parser import parse_turn
+from codedance_cli.loop.prompts import is_toolcall
+from codedance_cli.recipes.common import LoopConfig, SandboxConfig
+from codedance_cli.rewards.verl_reward import TOOL_FAILURES_FIELD
+from codedance_cli.rl.background_loop import BackgroundLoop
+from codedance_cli.rl.sandbox_sessions import SandboxSessions, error_observation, observation_failed
+from codedance_cli.trajectory.schema import Observation
+
+SETTINGS_ENV = "CODEDANCE_RL_SETTINGS"
+
+
+def load_settings() -> tuple[SandboxConfig, LoopConfig]:
+    """Sandbox and loop settings from the run's settings file (defaults without one)."""
+    path = os.environ.get(SETTINGS_ENV)
+    data = json.loads(Path(path).read_text()) if path else {}
+    return SandboxConfig.model_validate(data.get("sandbox") or {}), LoopConfig.model_validate(data.get("loop") or {})
+
+
+def _image_input(value: Any) -> bytes | Path:
+    """ms-swift request images (path, data URL or bare base64) -> what Sandbox.open_session takes."""
+    if isinstance(value, dict):
+        value = value.get("bytes") or value.get("path")
+    if isinstance(value, bytes):
+        return value
+    text = str(value)
+    if text.startswith("data:"):
+        return decode_data_url(text)
+    if len(text) < 4096 and Path(text).exists():
+        return Path(text)
+    return base64.b64decode(text)
+
+
+class CodeDanceSandboxScheduler(MultiTurnScheduler):
+    """think -> code -> execute in our sandbox -> observe, until an answer or the turn budget."""
+
+    def __init__(self, infer_engine: Any = None, max_turns: int | None = None, *args: Any, **kwargs: Any) -> None:
+        super().__init__(infer_engine, max_turns, *args, **kwargs)
+        self.sandbox_config, self.loop_config = load_settings()
+        self.max_turns = max_turns or self.loop_config.max_turns
+        self.version = self.loop_config.prompt_version
+        self.background = BackgroundLoop()
+        self.sessions = SandboxSessions(self.sandbox_config)
+        self._observations: dict[str, Observation] = {}
+        self._failures: dict[str, list[bool]] = {}
+
+    @staticmethod
+    def _key(infer_request: Any) -> str:
+        return str(getattr(infer_request, "uuid", None) or id(infer_request))
+
+    async def on_turn_end(self, infer_request: Any, response_choice: Any, current_turn: int) -> dict[str, Any]:
+        key = self._key(infer_request)
+        parsed = parse_turn(response_choice.message.content or "", self.version)
+        failures = self._failures.setdefault(key, [])
+        done = (
+            parsed.answer is not None
+            or not parsed.wants_execution
+            or response_choice.finish_reason == "length"
+            or (self.max_turns is not None and current_turn >= self.max_turns)
+        )
+        if not done:
+            if parsed.code is not None:
+                images = [_image_input(image) for image in infer_request.images]
+                obs = await self.background.run(self.sessions.run(key, parsed.code, lambda: images))
+            else:
+                obs = error_observation("BadToolCall", parsed.tool_error or "no code in the tool call")
+            failures.append(observation_failed(obs))
+            self._observations[key] = obs
+        infos = {TOOL_FAILURES_FIELD: list(failures), "images": list(infer_request.images)}
+        if done:
+            self._failures.pop(key, None)
+            await self.background.run(self.sessions.close_session(key))
+        return {"done": done, "rollout_infos": infos}
+
+    def step(self, infer_request: Any, response_choice: Any, current_turn: int) -> dict[str, Any]:
+        key = self._key(infer_request)
+        obs = self._observations.pop(key, None) or error_observation("SandboxError", "no observation recorded for this turn")
+        text, images = render_observation(
+            obs, self.version, max_pixels=self.loop_config.observation_max_pixels, max_images=self.loop_config.max_observation_images
+        )
+        if images:
+            markers = "<image>" * len(images)
+            if is_toolcall(self.version) and "\n</tool_response>" in text:
+                text = text.replace("\n</tool_response>", f"\n{markers}\n</tool_response>", 1)
+            else:
+                text = f"{text}\n{markers}"
+            infer_request.images.extend(data_url(data) for data in images)
+        infer_request.messages.append({"role": "user", "content": text})
+        return {"infer_request": infer_request, "rollout_infos": {"images": list(infer_request.images)}}
+
+    def close(self) -> None:
+        """Close all sessions and stop the background loop (tests; ms-swift exits the process)."""
+        self.background.call(self.sessions.close(), timeout_s=60)
+        self.background.stop()

@@ -1,0 +1,139 @@
+"""`codedance rl` with `engine: verl`: the exact `python -m verl.trainer.main_ppo` command and its files.
+
+Everything verl needs is derived from the recipe here, as plain hydra overrides
+(so `--dry-run` shows them and tests compose them against verl's own config):
+GRPO, n rollouts per prompt, the tool agent loop with our sandbox tool
+(`verl_tool_config.yaml`), our reward function with its `reward.json`, and the
+data exported by `export_verl`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from codedance_cli.recipes.rl import RlRecipe
+from codedance_cli.rl.run_files import RunFiles, atomic_write
+from codedance_cli.rl.tool_schema import tool_schema_dict
+
+TOOL_CLASS = "codedance_cli.rl.verl_tool.CodeDanceSandboxTool"
+
+
+def reward_function_path() -> Path:
+    """The file verl imports our `compute_score` from (it loads custom reward functions by path)."""
+    return Path(__file__).resolve().parents[1] / "rewards" / "verl_reward.py"
+
+
+def tool_config(recipe: RlRecipe) -> dict:
+    """verl tool YAML: our sandbox tool class, its settings, and the schema the model was trained on."""
+    return {
+        "tools": [
+            {
+                "class_name": TOOL_CLASS,
+                "config": {
+                    "type": "native",
+                    "sandbox": recipe.sandbox.model_dump(mode="json"),
+                    "prompt_version": recipe.loop.prompt_version,
+                    "observation_max_pixels": recipe.loop.observation_max_pixels,
+                    "max_observation_images": recipe.loop.max_observation_images,
+                    "failed_call_penalty": recipe.reward.failed_call_penalty,
+                    "session_idle_s": 1800,
+                },
+                "tool_schema": tool_schema_dict(),
+            }
+        ]
+    }
+
+
+def verl_overrides(recipe: RlRecipe, files: RunFiles) -> list[str]:
+    """Hydra overrides for verl's ppo_trainer config, in the order a reader checks them."""
+    train, verl = recipe.train, recipe.verl
+    has_val = recipe.val_dataset is not None
+    overrides = [
+        # algorithm: GRPO, no KL in the reward
+        "algorithm.adv_estimator=grpo",
+        "algorithm.use_kl_in_reward=False",
+        # data (written by export_verl)
+        f"data.train_files=['{files.train}']",
+        f"data.val_files=['{files.val if has_val else files.train}']",
+        f"data.train_batch_size={train.train_batch_size}",
+        f"data.max_prompt_length={train.max_prompt_length}",
+        f"data.max_response_length={train.max_response_length}",
+        "data.filter_overlong_prompts=True",
+        "data.truncation=error",
+        "data.image_key=images",
+        "data.return_raw_chat=True",
+        f"data.seed={train.seed}",
+        # actor
+        f"actor_rollout_ref.model.path={recipe.model}",
+        f"actor_rollout_ref.model.enable_gradient_checkpointing={train.gradient_checkpointing}",
+        "actor_rollout_ref.model.use_remove_padding=True",
+        f"actor_rollout_ref.actor.optim.lr={train.learning_rate}",
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={train.mini_batch_size}",
+        f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={train.micro_batch_size_per_gpu}",
+        f"actor_rollout_ref.actor.use_kl_loss={train.use_kl_loss}",
+        f"actor_rollout_ref.actor.kl_loss_coef={train.kl_coef}",
+        f"actor_rollout_ref.actor.entropy_coeff={train.entropy_coeff}",
+        f"actor_rollout_ref.actor.fsdp_config.param_offload={verl.param_offload}",
+        f"actor_rollout_ref.actor.fsdp_config.optimizer_offload={verl.optimizer_offload}",
+        f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={train.micro_batch_size_per_gpu}",
+        f"actor_rollout_ref.ref.fsdp_config.param_offload={verl.param_offload}",
+        # rollout: n samples per prompt, multi-turn with our sandbox as the tool
+        f"actor_rollout_ref.rollout.name={verl.rollout_name}",
+        "actor_rollout_ref.rollout.mode=async",
+        f"actor_rollout_ref.rollout.n={train.rollout_n}",
+        f"actor_rollout_ref.rollout.temperature={train.temperature}",
+        f"actor_rollout_ref.rollout.tensor_model_parallel_size={verl.tensor_model_parallel_size}",
+        f"actor_rollout_ref.rollout.gpu_memory_utilization={verl.gpu_memory_utilization}",
+        f"actor_rollout_ref.rollout.max_num_batched_tokens={verl.max_num_batched_tokens}",
+        f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={train.micro_batch_size_per_gpu}",
+        "actor_rollout_ref.rollout.agent.default_agent_loop=tool_agent",
+        "actor_rollout_ref.rollout.multi_turn.enable=True",
+        f"actor_rollout_ref.rollout.multi_turn.tool_config_path={files.tool_config}",
+        f"actor_rollout_ref.rollout.multi_turn.max_assistant_turns={recipe.loop.max_turns}",
+        f"actor_rollout_ref.rollout.multi_turn.max_parallel_calls={verl.max_parallel_calls}",
+        f"actor_rollout_ref.rollout.multi_turn.max_tool_response_length={verl.max_tool_response_length}",
+        f"actor_rollout_ref.rollout.multi_turn.format={verl.tool_format}",
+        # reward: our function, its coefficients file
+        f"reward.custom_reward_function.path={reward_function_path()}",
+        "reward.custom_reward_function.name=compute_score",
+        f"+reward.custom_reward_function.reward_kwargs.reward_config={files.reward_config}",
+        "reward.reward_manager.name=naive",
+        f"reward.num_workers={verl.reward_workers}",
+        # trainer
+        f"trainer.nnodes={verl.nnodes}",
+        f"trainer.n_gpus_per_node={verl.n_gpus_per_node}",
+        f"trainer.total_epochs={train.epochs}",
+        f"trainer.save_freq={train.save_steps}",
+        f"trainer.test_freq={verl.test_freq if has_val else -1}",
+        f"trainer.val_before_train={verl.val_before_train and has_val}",
+        f"trainer.project_name={verl.project_name}",
+        f"trainer.experiment_name={verl.experiment_name}",
+        f"trainer.logger=[{','.join(repr(name) for name in verl.loggers)}]",
+        f"trainer.default_local_dir={files.checkpoints}",
+    ]
+    if train.max_steps is not None:
+        overrides.append(f"trainer.total_training_steps={train.max_steps}")
+    return overrides + list(verl.extra_overrides)
+
+
+def verl_command(recipe: RlRecipe, files: RunFiles) -> list[str]:
+    """argv of the verl launch (run on the head node of a Ray cluster, or one machine)."""
+    return [sys.executable, "-m", "verl.trainer.main_ppo", *verl_overrides(recipe, files)]
+
+
+def verl_env(recipe: RlRecipe, files: RunFiles) -> dict[str, str]:
+    """Environment added for the launch (the judge URL reaches the reward workers through it)."""
+    env = {"CODEDANCE_REWARD_CONFIG": str(files.reward_config), "HYDRA_FULL_ERROR": "1"}
+    if recipe.reward.judge_endpoint:
+        env["CODEDANCE_JUDGE_URL"] = recipe.reward.judge_endpoint
+    return env
+
+
+def write_verl_files(recipe: RlRecipe, files: RunFiles) -> None:
+    """reward.json and the tool YAML (the data is exported separately)."""
+    atomic_write(files.reward_config, json.dumps(recipe.reward.model_dump(mode="json"), indent=2))
+    atomic_write(files.tool_config, yaml.safe_dump(tool_config(recipe), sort_keys=False))

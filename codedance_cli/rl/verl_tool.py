@@ -1,0 +1,127 @@
+"""verl tool `execute_python_code` backed by our sandbox (named in the tool YAML `codedance rl` writes).
+
+verl's tool agent loop calls `create -> execute -> release` around *every* tool
+call and passes its per-trajectory `agent_data` to `execute`; the sandbox session
+is therefore keyed by `agent_data.request_id` (one session per trajectory, so
+variables persist across calls) and closed when that `agent_data` is garbage
+collected, with an idle timeout as the backstop. Images the code shows go back
+as multimodal tool responses; errors and timeouts come back as text the model
+reads, never as exceptions. The response text is the loop's observation text
+and the release's nudge: the Qwen chat template puts a tool message inside
+`<tool_response>…</tool_response>` of a user turn, which is how SFT data shows
+results (there the nudge follows the closing tag), and each call's failure is recorded in
+`agent_data.extra_fields["codedance_tool_failures"]` for the reward.
+
+Tool YAML `config` keys: `type: native`, `sandbox` (SandboxConfig fields),
+`prompt_version`, `observation_max_pixels`, `max_observation_images`,
+`failed_call_penalty`, `session_idle_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import weakref
+from typing import Any
+from uuid import uuid4
+
+from PIL import Image
+from verl.tools.base_tool import BaseTool
+from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
+
+from codedance_cli.loop.format import fit_image, observation_text
+from codedance_cli.loop.prompts import TOOL_NAME, TOOL_RESPONSE_NUDGE, TOOLCALL_VERSION, is_toolcall
+from codedance_cli.recipes.common import LoopConfig, SandboxConfig
+from codedance_cli.rewards.verl_reward import TOOL_FAILURES_FIELD
+from codedance_cli.rl.sandbox_sessions import SandboxSessions, error_observation, observation_failed
+from codedance_cli.rl.tool_schema import tool_schema_dict
+
+def default_tool_schema() -> OpenAIFunctionToolSchema:
+    """The function schema the model was trained on (codedance-toolcall-v1)."""
+    return OpenAIFunctionToolSchema.model_validate(tool_schema_dict())
+
+
+class CodeDanceSandboxTool(BaseTool):
+    """Runs the model's code cells in our sandbox, one session per trajectory."""
+
+    def __init__(self, config: dict, tool_schema: OpenAIFunctionToolSchema | None = None) -> None:
+        self.tool_schema = tool_schema or default_tool_schema()
+        super().__init__(config, self.tool_schema)
+        loop_defaults = LoopConfig()
+        self.sandbox_config = SandboxConfig.model_validate(config.get("sandbox") or {})
+        self.prompt_version = config.get("prompt_version", TOOLCALL_VERSION)
+        if not is_toolcall(self.prompt_version):
+            raise ValueError(f"prompt_version {self.prompt_version!r}: verl parses <tool_call> (hermes); use {TOOLCALL_VERSION}")
+        self.max_pixels = int(config.get("observation_max_pixels", loop_defaults.observation_max_pixels))
+        self.max_images = int(config.get("max_observation_images", loop_defaults.max_observation_images))
+        self.failed_call_penalty = float(config.get("failed_call_penalty", -0.5))
+        self.sessions = SandboxSessions(self.sandbox_config, idle_s=float(config.get("session_idle_s", 1800.0)))
+        self._instances: dict[str, dict[str, Any]] = {}
+        self._finalized: set[str] = set()
+
+    def get_openai_tool_schema(self) -> OpenAIFunctionToolSchema:
+        return self.tool_schema
+
+    async def create(self, instance_id: str | None = None, **kwargs: Any) -> tuple[str, ToolResponse]:
+        instance_id = instance_id or uuid4().hex
+        self._instances[instance_id] = dict(kwargs.get("create_kwargs") or {})
+        return instance_id, ToolResponse()
+
+    async def execute(self, instance_id: str, parameters: dict[str, Any], **kwargs: Any) -> tuple[ToolResponse, float, dict]:
+        agent_data = kwargs.get("agent_data")
+        create_kwargs = self._instances.get(instance_id, {})
+        key = str(getattr(agent_data, "request_id", None) or create_kwargs.get("trajectory_id") or instance_id)
+        code = parameters.get("code") if isinstance(parameters, dict) else None
+        if not isinstance(code, str) or not code.strip():
+            obs = error_observation("BadToolCall", f"{TOOL_NAME} needs a non-empty string argument 'code'")
+        else:
+            self._close_with(agent_data, key)
+            obs = await self.sessions.run(key, code, lambda: self._input_images(create_kwargs, agent_data))
+        failed = observation_failed(obs)
+        if agent_data is not None:
+            agent_data.extra_fields.setdefault(TOOL_FAILURES_FIELD, []).append(failed)
+        images = [fitted for data in obs.images[: self.max_images] if (fitted := fit_image(data, self.max_pixels)) is not None]
+        # The chat template wraps a tool message in <tool_response>...</tool_response>; the body and the nudge go inside.
+        text = f"{observation_text(obs, len(images))}\n{TOOL_RESPONSE_NUDGE}"
+        response = ToolResponse(text=text, image=[_to_pil(data) for data in images]) if images else ToolResponse(text=text)
+        metrics = {"failed": failed, "timed_out": obs.timed_out, "error_type": obs.error_type, "duration_s": obs.duration_s}
+        return response, (self.failed_call_penalty if failed else 0.0), metrics
+
+    async def calc_reward(self, instance_id: str, **kwargs: Any) -> float:
+        return 0.0
+
+    async def release(self, instance_id: str, **kwargs: Any) -> None:
+        self._instances.pop(instance_id, None)
+
+    async def close(self) -> None:
+        """Close every session and the sandbox (verl never calls this; tests and shutdown do)."""
+        await self.sessions.close()
+
+    @staticmethod
+    def _input_images(create_kwargs: dict[str, Any], agent_data: Any) -> list[Any]:
+        """The trajectory's input images: from tools_kwargs when given, else the prompt's images."""
+        if create_kwargs.get("images"):
+            return list(create_kwargs["images"])
+        images = getattr(agent_data, "image_data", None) or []
+        return list(images if isinstance(images, list) else [images])
+
+    def _close_with(self, agent_data: Any, key: str) -> None:
+        """Close the session when verl drops the trajectory's agent_data (the end of the trajectory)."""
+        if agent_data is None or key in self._finalized:
+            return
+        self._finalized.add(key)
+        loop = asyncio.get_running_loop()
+        sessions, finalized = self.sessions, self._finalized
+
+        def _closed() -> None:
+            finalized.discard(key)
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(lambda: loop.create_task(sessions.close_session(key)))
+
+        weakref.finalize(agent_data, _closed)
+
+
+def _to_pil(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image.convert("RGB")

@@ -1,0 +1,54 @@
+"""What a synth run did: counts, reasons for drops, and how to show them (rich table or JSON)."""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass
+class SynthSummary:
+    generator: str
+    output: Path
+    requested: int = 0
+    already_done: int = 0
+    kept: int = 0
+    dropped: collections.Counter = field(default_factory=collections.Counter)  # reason -> count
+    by_family: collections.Counter = field(default_factory=collections.Counter)  # family/template -> kept
+    judge_rescued: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "generator": self.generator,
+            "output": str(self.output),
+            "requested": self.requested,
+            "already_done": self.already_done,
+            "kept": self.kept,
+            "dropped": dict(self.dropped),
+            "kept_by_family": dict(self.by_family),
+            "judge_rescued": self.judge_rescued,
+            "seconds": round(self.seconds, 2),
+            "kept_per_s": round(self.kept / self.seconds, 2) if self.seconds else None,
+        }
+
+    def print(self, console: Console) -> None:
+        table = Table(title=f"codedance synth ({self.generator}) -> {self.output}")
+        table.add_column("what")
+        table.add_column("count", justify="right")
+        table.add_row("requested", str(self.requested))
+        table.add_row("already in output (resumed)", str(self.already_done))
+        table.add_row("[green]kept[/]", str(self.kept))
+        for family, count in sorted(self.by_family.items()):
+            table.add_row(f"  kept: {family}", str(count))
+        for reason, count in sorted(self.dropped.items()):
+            table.add_row(f"[yellow]dropped: {reason}[/]", str(count))
+        if self.judge_rescued:
+            table.add_row("kept by judge fallback", str(self.judge_rescued))
+        table.add_row("seconds", f"{self.seconds:.1f}")
+        console.print(table)

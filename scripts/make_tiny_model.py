@@ -1,0 +1,329 @@
+#!/usr/bin/env python
+"""Build a tiny, randomly initialised Qwen2.5-VL (model + tokenizer + processor) with no network.
+
+Why: tests, the demo and CI must exercise the real Qwen2.5-VL code paths (transformers,
+ms-swift, the tool loop) without downloading 16 GB of weights. The result has the real
+architecture (`Qwen2_5_VLForConditionalGeneration`), Qwen's chat special tokens with
+consistent ids in config.json, a Qwen-style chat template (system / tools / images /
+tool responses), and the Qwen2-VL image processor with a small pixel budget so CPU runs
+take a second. Everything is seeded: the same script gives the same files.
+
+Usage: python scripts/make_tiny_model.py OUT_DIR [--vocab-size N] [--hidden-size N] [--layers N]
+Bigger shapes (for the GPU throughput check) come from the same flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+# Qwen2.5-VL's added tokens in Qwen's order; the last group is CodeDance's turn tags.
+# `special=True` ones are stripped by decode(skip_special_tokens=True); tags the model
+# writes as text (tool_call, think, answer...) stay visible, as in Qwen's tokenizer.
+SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>",
+    "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>", "<|box_end|>",
+    "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>",
+    "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
+]
+TEXT_TAG_TOKENS = [
+    "<tool_call>", "</tool_call>",
+    "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+    "<tool_response>", "</tool_response>", "<think>", "</think>", "<answer>", "</answer>", "<code>", "</code>",
+]
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+FIM_AND_REPO = {"<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>"}
+
+# Qwen2.5-VL's chat template semantics, with the Qwen2.5 tool-calling block added:
+# a default system turn, content given as a string or as a list of image/video/text
+# parts, `tools` listed in the system turn, assistant `tool_calls` as <tool_call> JSON,
+# consecutive `tool` messages grouped into one user turn of <tool_response> blocks.
+CHAT_TEMPLATE = r"""{%- set image_count = namespace(value=0) -%}
+{%- set video_count = namespace(value=0) -%}
+{%- macro render_content(content) -%}
+{%- if content is string -%}{{- content -}}
+{%- elif content is none -%}
+{%- else -%}{%- for part in content -%}
+{%- if part['type'] == 'image' or 'image' in part or 'image_url' in part -%}
+{%- set image_count.value = image_count.value + 1 -%}
+{%- if add_vision_id %}Picture {{ image_count.value }}: {% endif -%}
+<|vision_start|><|image_pad|><|vision_end|>
+{%- elif part['type'] == 'video' or 'video' in part -%}
+{%- set video_count.value = video_count.value + 1 -%}
+{%- if add_vision_id %}Video {{ video_count.value }}: {% endif -%}
+<|vision_start|><|video_pad|><|vision_end|>
+{%- elif 'text' in part -%}{{- part['text'] -}}
+{%- endif -%}
+{%- endfor -%}{%- endif -%}
+{%- endmacro -%}
+{%- if messages[0]['role'] == 'system' -%}
+{%- set system_text = render_content(messages[0]['content']) -%}
+{%- set rest = messages[1:] -%}
+{%- else -%}
+{%- set system_text = 'You are a helpful assistant.' -%}
+{%- set rest = messages -%}
+{%- endif -%}
+{{- '<|im_start|>system\n' + system_text -}}
+{%- if tools -%}
+{{- '\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>' -}}
+{%- for tool in tools -%}{{- '\n' + (tool | tojson) -}}{%- endfor -%}
+{{- '\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>' -}}
+{%- endif -%}
+{{- '<|im_end|>\n' -}}
+{%- for message in rest -%}
+{%- if message['role'] == 'tool' -%}
+{%- if loop.first or rest[loop.index0 - 1]['role'] != 'tool' -%}{{- '<|im_start|>user' -}}{%- endif -%}
+{{- '\n<tool_response>\n' + render_content(message['content']) + '\n</tool_response>' -}}
+{%- if loop.last or rest[loop.index0 + 1]['role'] != 'tool' -%}{{- '<|im_end|>\n' -}}{%- endif -%}
+{%- elif message['role'] == 'assistant' and message['tool_calls'] -%}
+{{- '<|im_start|>assistant' -}}
+{%- if message['content'] -%}{{- '\n' + render_content(message['content']) -}}{%- endif -%}
+{%- for call in message['tool_calls'] -%}
+{%- if call['function'] is defined -%}{%- set call = call['function'] -%}{%- endif -%}
+{%- set arguments = call['arguments'] if call['arguments'] is string else (call['arguments'] | tojson) -%}
+{{- '\n<tool_call>\n{"name": "' + call['name'] + '", "arguments": ' + arguments + '}\n</tool_call>' -}}
+{%- endfor -%}
+{{- '<|im_end|>\n' -}}
+{%- else -%}
+{{- '<|im_start|>' + message['role'] + '\n' + render_content(message['content']) + '<|im_end|>\n' -}}
+{%- endif -%}
+{%- endfor -%}
+{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\n' -}}{%- endif -%}
+"""
+
+# Training text for the BPE: Python of the kind the model writes, English reasoning,
+# digits, and the turn format. Repeated with variations so merges are meaningful.
+_CODE = '''
+from PIL import Image, ImageDraw, ImageOps
+import numpy as np
+import cv2
+import matplotlib.pyplot as plt
+
+img = input_image.convert("RGB")
+width, height = img.size
+print(f"size: {width}x{height}")
+crop = img.crop((0, 0, width // 2, height // 2))
+crop = crop.resize((crop.width * 2, crop.height * 2))
+display(crop)
+arr = np.array(img)
+gray = cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
+edges = cv2.Canny(gray, 50, 150)
+contours, _ = cv2.findContours(edges, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+print("count:", len(contours))
+for i, c in enumerate(contours):
+    x, y, w, h = cv2.boundingRect(c)
+    if w * h > 100:
+        print(i, x, y, w, h)
+plt.imshow(gray, cmap="gray")
+plt.title("gray")
+plt.show()
+def count_objects(image, threshold=128):
+    """Count bright blobs."""
+    mask = np.asarray(image.convert("L")) > threshold
+    return int(mask.sum())
+result = count_objects(img)
+print(result)
+'''
+_PROSE = '''
+The user asks how many circles are in the image. I will look at the picture first.
+Let me crop the top left region and zoom in to read the small text.
+The output shows 3 red squares and 2 blue circles, so the answer is 5.
+The chart has bars for 2019, 2020, 2021 and 2022; the tallest bar is 2021.
+Think with the tool's result, then answer. Determine if it adequately answers the user's question.
+If the information is insufficient or irrelevant, formulate a new strategy and execute a new tool call.
+Code executed successfully. No explicit output or figures produced.
+Traceback (most recent call last): NameError: name 'x' is not defined
+You are a helpful assistant. Answer with a single word or number.
+Which option is correct? A. red B. green C. blue D. yellow
+'''
+_DIGITS = " ".join(str(n) for n in range(0, 1000, 7)) + " 3.14159 2.71828 0.5 1e-5 100% 42"
+
+
+def corpus() -> list[str]:
+    """Deterministic training lines for the tokenizer."""
+    tags = " ".join(TEXT_TAG_TOKENS)
+    chunks = [_CODE, _PROSE, _DIGITS, tags, '{"name": "execute_python_code", "arguments": {"code": "print(1)"}}']
+    lines: list[str] = []
+    for repeat in range(8):
+        for chunk in chunks:
+            lines.extend(line.replace("img", "img" if repeat % 2 else "image") for line in chunk.splitlines())
+    return lines
+
+
+def build_tokenizer(vocab_size: int):
+    """Train a byte-level BPE with Qwen's pre-tokenizer and wrap it as a Qwen2Tokenizer."""
+    from tokenizers import Tokenizer, models, trainers
+    from transformers import AddedToken, Qwen2Tokenizer
+
+    # Train with Qwen's own normalizer / pre-tokenizer so merges match how Qwen2Tokenizer splits text.
+    template = Qwen2Tokenizer()
+    trainee = Tokenizer(models.BPE())
+    trainee.normalizer = template._tokenizer.normalizer
+    trainee.pre_tokenizer = template._tokenizer.pre_tokenizer
+    from tokenizers import pre_tokenizers
+
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size - len(SPECIAL_TOKENS) - len(TEXT_TAG_TOKENS),
+        min_frequency=2,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=[],
+    )
+    trainee.train_from_iterator(corpus(), trainer=trainer)
+    model_json = json.loads(trainee.to_str())["model"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model_json["merges"]]
+
+    tokenizer = Qwen2Tokenizer(
+        vocab=model_json["vocab"], merges=merges, unk_token=None, pad_token="<|endoftext|>", eos_token="<|im_end|>",
+        errors="replace", model_max_length=32768, clean_up_tokenization_spaces=False, split_special_tokens=False,
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": []})
+    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS], special_tokens=True)
+    tokenizer.add_tokens([AddedToken(t, special=t in FIM_AND_REPO, normalized=False) for t in TEXT_TAG_TOKENS])
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_image_processor(min_pixels: int, max_pixels: int):
+    """The Qwen2-VL image processor built from arguments (torchvision backend if present, else PIL)."""
+    try:
+        import torchvision  # noqa: F401
+        from transformers import Qwen2VLImageProcessor as ImageProcessor
+    except ImportError:
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil as ImageProcessor
+    return ImageProcessor(
+        min_pixels=min_pixels, max_pixels=max_pixels, patch_size=14, temporal_patch_size=2, merge_size=2,
+        image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD),
+    )
+
+
+def build_config(tokenizer, args: argparse.Namespace):
+    from transformers import Qwen2_5_VLConfig
+
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    vocab_size = (len(tokenizer) + 63) // 64 * 64  # padded like Qwen's embeddings
+    head_dim = args.hidden_size // args.heads
+    half, share = head_dim // 2, head_dim // 2 * 3 // 8  # Qwen splits rotary dims t:h:w as 2:3:3
+    mrope = [half - 2 * share, share, share]
+    text = dict(
+        vocab_size=vocab_size, hidden_size=args.hidden_size, intermediate_size=args.hidden_size * 2,
+        num_hidden_layers=args.layers, num_attention_heads=args.heads, num_key_value_heads=max(1, args.heads // 2),
+        max_position_embeddings=32768, rms_norm_eps=1e-6, use_sliding_window=False, max_window_layers=args.layers,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope},
+        bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+    )
+    vision = dict(
+        depth=args.vision_depth, hidden_size=args.vision_hidden_size, intermediate_size=args.vision_hidden_size * 2,
+        num_heads=max(1, args.vision_hidden_size // 32), out_hidden_size=args.hidden_size, patch_size=14,
+        spatial_merge_size=2, temporal_patch_size=2, window_size=112, tokens_per_second=2,
+        fullatt_block_indexes=[args.vision_depth - 1],
+    )
+    config = Qwen2_5_VLConfig(
+        text_config=text, vision_config=vision,
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False,
+    )
+    config.architectures = ["Qwen2_5_VLForConditionalGeneration"]
+    return config
+
+
+def video_processor_config(min_pixels: int, max_pixels: int) -> dict:
+    """What `Qwen2VLVideoProcessor(min_pixels=..., max_pixels=...).to_dict()` holds (written by hand without torchvision)."""
+    return {
+        "do_convert_rgb": True, "do_normalize": True, "do_rescale": True, "do_resize": True, "do_sample_frames": False,
+        "image_mean": list(CLIP_MEAN), "image_std": list(CLIP_STD), "max_frames": 768, "merge_size": 2, "min_frames": 4,
+        "patch_size": 14, "resample": 3, "rescale_factor": 1 / 255, "return_metadata": False,
+        "size": {"longest_edge": max_pixels, "shortest_edge": min_pixels}, "temporal_patch_size": 2,
+        "video_processor_type": "Qwen2VLVideoProcessor",
+    }
+
+
+def save_processor(out_dir: Path, tokenizer, image_processor, args: argparse.Namespace) -> None:
+    """Save the Qwen2.5-VL processor: through the real class when torchvision is importable, else the same files by hand.
+
+    transformers needs torchvision to *instantiate* a video processor, but the saved files are plain
+    JSON; writing them directly lets this script run in a venv without torchvision while the result
+    still loads with AutoProcessor wherever torchvision is present.
+    """
+    try:
+        import torchvision  # noqa: F401
+        from transformers import Qwen2_5_VLProcessor, Qwen2VLVideoProcessor
+    except ImportError:
+        tokenizer._set_processor_class("Qwen2_5_VLProcessor")
+        tokenizer.save_pretrained(out_dir)
+        processor_config = {
+            "image_processor": image_processor.to_dict(), "processor_class": "Qwen2_5_VLProcessor",
+            "video_processor": video_processor_config(args.min_pixels, args.max_pixels),
+        }
+        (out_dir / "processor_config.json").write_text(json.dumps(processor_config, indent=2, sort_keys=True) + "\n")
+        (out_dir / "chat_template.jinja").write_text(CHAT_TEMPLATE)
+        return
+    video_processor = Qwen2VLVideoProcessor(min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+    processor = Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
+                                    chat_template=CHAT_TEMPLATE)
+    processor.save_pretrained(out_dir)
+
+
+def build(out_dir: Path, args: argparse.Namespace) -> None:
+    import torch
+    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
+
+    torch.manual_seed(args.seed)
+    tokenizer = build_tokenizer(args.vocab_size)
+    image_processor = build_image_processor(args.min_pixels, args.max_pixels)
+    config = build_config(tokenizer, args)
+    model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32 if args.dtype == "float32" else torch.bfloat16)
+    model.eval()
+    im_end, eot = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    model.generation_config = GenerationConfig(
+        bos_token_id=eot, eos_token_id=[im_end, eot], pad_token_id=eot, do_sample=False, max_new_tokens=64,
+    )
+
+    # Write into a sibling temp folder and rename, so a half-built model is never picked up.
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        model.save_pretrained(tmp)
+        save_processor(tmp, tokenizer, image_processor, args)
+        (tmp / "README.md").write_text(
+            "Random-init Qwen2.5-VL-architecture test model built by scripts/make_tiny_model.py; it writes gibberish.\n"
+        )
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary incl. added tokens.")
+    parser.add_argument("--hidden-size", type=int, default=128)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--vision-depth", type=int, default=2)
+    parser.add_argument("--vision-hidden-size", type=int, default=64)
+    parser.add_argument("--min-pixels", type=int, default=4 * 28 * 28)
+    parser.add_argument("--max-pixels", type=int, default=64 * 28 * 28, help="Per-image pixel budget (64 visual tokens).")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    build(args.out_dir, args)
+    print(f"tiny Qwen2.5-VL written to {args.out_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""`codedance rl` on ms-swift: the scheduler drives our real sandbox through ms-swift's own multi-turn driver
+(with recorded assistant turns standing in for the model), the reward plugin scores through ms-swift's reward
+code, and `recipes/nano/rl.yaml` runs real GRPO steps on CPU with the tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("swift")
+
+from PIL import Image, ImageDraw  # noqa: E402
+
+from codedance_cli.loop.prompts import tool_call_text  # noqa: E402
+from codedance_cli.recipes.rl import RewardConfig  # noqa: E402
+from codedance_cli.trajectory.schema import Trajectory, encode_image  # noqa: E402
+from codedance_cli.trajectory.store import write_trajectories  # noqa: E402
+from conftest import REPO_ROOT, run_codedance  # noqa: E402
+
+NANO_RECIPE = REPO_ROOT / "recipes" / "nano" / "rl.yaml"
+
+
+def counting_items(count: int = 4) -> list[Trajectory]:
+    items = []
+    for index in range(count):
+        image = Image.new("RGB", (56, 56), "white")
+        draw = ImageDraw.Draw(image)
+        for square in range(index + 1):
+            draw.rectangle((4 + 12 * square, 20, 12 + 12 * square, 36), fill="red")
+        items.append(
+            Trajectory(
+                task_id=f"count-{index}", question="How many red squares are there?", images=[encode_image(image)],
+                ground_truth=str(index + 1), answer_type="number", metadata={"source": "nano-count", "pass_rate": index / count},
+            )
+        )  # fmt: skip
+    return items
+
+
+@pytest.fixture
+def settings_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    settings = {"sandbox": {"backend": "local", "workers": 1, "timeout_s": 2}, "loop": {"prompt_version": "codedance-toolcall-v1", "max_turns": 4}}
+    path = tmp_path / "rl_settings.json"
+    path.write_text(json.dumps(settings))
+    monkeypatch.setenv("CODEDANCE_RL_SETTINGS", str(path))
+    return path
+
+
+def _scripted_rollout(turns: dict[str, list[str]], tokenizer):
+    """The model boundary only: each request gets its next recorded assistant turn (with its real token ids)."""
+    from swift.infer_engine.protocol import ChatCompletionResponse, ChatCompletionResponseChoice, ChatMessage, RolloutOutput, UsageInfo
+
+    position: dict[str, int] = {}
+
+    def rollout(requests, request_config):
+        outputs = []
+        for request in requests:
+            index = position.get(request.uuid, 0)
+            position[request.uuid] = index + 1
+            text = turns[request.uuid][index]
+            ids = tokenizer.encode(text, add_special_tokens=False)
+            choice = ChatCompletionResponseChoice(index=0, message=ChatMessage(role="assistant", content=text), finish_reason="stop", token_ids=ids)
+            outputs.append(RolloutOutput(response=ChatCompletionResponse(model="scripted", choices=[choice], usage=UsageInfo(0, len(ids), len(ids)))))
+        return outputs
+
+    return rollout
+
+
+def test_scheduler_runs_code_in_sandbox_through_swift_multi_turn_driver(settings_env: Path, tiny_model_dir: Path) -> None:
+    from swift.infer_engine.protocol import RequestConfig, RolloutInferRequest
+    from swift.rollout.agent_loop import run_multi_turn
+    from transformers import AutoTokenizer
+
+    from codedance_cli.loop.format import data_url
+    from codedance_cli.rl.swift_scheduler import CodeDanceSandboxScheduler
+
+    image = counting_items(3)[2].images[0]
+    turns = {
+        "solves": [
+            "<think>count</think>" + tool_call_text("import numpy as np\nred = (np.array(input_image)[:, :, 1] < 100)\nn = int(red.any(axis=0).sum() // 9)\nprint(n)"),
+            "<think>show it</think>" + tool_call_text("input_image.crop((0, 16, 48, 40))"),
+            "<think>3 squares</think><answer>3</answer>",
+        ],
+        "hangs": [
+            "<think>loop</think>" + tool_call_text("while True:\n    pass"),
+            "<think>again</think>" + tool_call_text("print(n)"),
+            "<think>give up</think><answer>2</answer>",
+        ],
+        "answers": ["<think>easy</think><answer>3</answer>"],
+    }
+    requests = [
+        RolloutInferRequest(messages=[{"role": "user", "content": "<image>How many?"}], images=[data_url(image)], uuid=uuid)
+        for uuid in turns
+    ]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    scheduler = CodeDanceSandboxScheduler(max_turns=4, tokenizer=tokenizer)
+    try:
+        rollout = _scripted_rollout(turns, tokenizer)
+        outputs = run_multi_turn(requests, rollout(requests, None), scheduler, rollout, RequestConfig(), max_turns=4)
+    finally:
+        scheduler.close()
+    solved, hung, direct = outputs
+    assert solved.rollout_infos["codedance_tool_failures"] == [False, False]
+    user_turns = [m["content"] for m in solved.messages if m["role"] == "user"][1:]
+    assert "3" in user_turns[0] and "<tool_response>" in user_turns[0]
+    assert "<image>" in user_turns[1] and len(solved.rollout_infos["images"]) == 2  # the crop came back as an image
+    assert solved.rollout_infos["num_turns"] == 3
+    assert hung.rollout_infos["codedance_tool_failures"] == [True, True]  # timeout, then state lost with the killed process
+    assert "Timeout" in [m["content"] for m in hung.messages if m["role"] == "user"][1]
+    assert direct.rollout_infos["num_turns"] == 1 and direct.rollout_infos["codedance_tool_failures"] == []
+    assert scheduler.sessions.open_sessions == 0
+
+
+def test_reward_plugin_scores_through_swift_reward_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from swift.rl_core.grpo_algorithm import compute_rewards_per_func
+
+    from codedance_cli.rewards.swift_reward import CodeDanceReward
+
+    config_path = tmp_path / "reward.json"
+    config_path.write_text(RewardConfig(tool_weight=0.1).model_dump_json())
+    monkeypatch.setenv("CODEDANCE_REWARD_CONFIG", str(config_path))
+    monkeypatch.setenv("CODEDANCE_REWARD_LOG", str(tmp_path / "rewards.jsonl"))
+    from codedance_cli.rewards.verl_reward import load_reward_config
+
+    load_reward_config.cache_clear()
+
+    class Sample:  # the two members compute_rewards_per_func reads from ms-swift's GRPOSample
+        def __init__(self, messages, infos, extra):
+            self.messages, self.infos, self.extra = messages, infos, extra
+
+        def to_reward_row(self):
+            return {"messages": self.messages, "rollout_infos": self.infos, **self.extra}
+
+    columns = {"solution": "3", "answer_type": "number", "choices": "[]", "question": "How many?", "metadata": '{"pass_rate": 0.0}', "data_source": "nano"}
+    right = Sample(
+        [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>a</think>" + tool_call_text("print(3)")},
+         {"role": "user", "content": "<tool_response>\n3\n</tool_response>"}, {"role": "assistant", "content": "<think>b</think><answer>3</answer>"}],
+        {"codedance_tool_failures": [False]}, columns,
+    )  # fmt: skip
+    wrong = Sample([{"role": "user", "content": "q"}, {"role": "assistant", "content": "no tags 5"}], {"codedance_tool_failures": []}, columns)
+    rewards = compute_rewards_per_func([right, wrong], [CodeDanceReward()], None, device="cpu")
+    assert rewards[:, 0].tolist() == pytest.approx([1.0 + 0.1 * 1.5, -0.2])  # hard item: the working call pays
+    logged = [json.loads(line) for line in (tmp_path / "rewards.jsonl").read_text().splitlines()]
+    assert [entry["tool_calls"] for entry in logged] == [1.0, 0.0]
+    load_reward_config.cache_clear()
+
+
+@pytest.mark.slow
+def test_nano_recipe_trains_two_grpo_steps_on_cpu(tiny_model_dir: Path, tmp_path: Path) -> None:
+    items = tmp_path / "items"
+    write_trajectories(items, counting_items())
+    out = tmp_path / "run"
+    result = run_codedance(
+        "rl", NANO_RECIPE, "--set", f"model={tiny_model_dir}", "--set", f"dataset={items}", "--set", f"output_dir={out}", timeout=600
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    logged = [json.loads(line) for line in (out / "checkpoints" / "logging.jsonl").read_text().splitlines()]
+    steps = [entry for entry in logged if "rewards/CodeDanceReward/mean" in entry]
+    assert len(steps) == 2  # two GRPO steps, each with our reward computed
+    rewards = [json.loads(line) for line in (out / "rewards.jsonl").read_text().splitlines()]
+    assert len(rewards) == 2 * 2  # steps x completions per step (one prompt x rollout_n 2)
+    assert all(set(entry) >= {"score", "accuracy", "format", "tool_sequence", "tool_turn"} for entry in rewards)
+    checkpoint = out / "checkpoints" / "checkpoint-2"
+    assert (checkpoint / "model.safetensors").is_file() and (checkpoint / "trainer_state.json").is_file()
+    assert (out / "data" / "train.jsonl").is_file() and (out / "reward.json").is_file()

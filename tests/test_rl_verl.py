@@ -1,0 +1,131 @@
+"""`codedance rl` on verl: our overrides compose with verl's own hydra config; the tool YAML and the reward
+function load through verl's own loaders. Nothing here starts Ray or a GPU engine."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("verl")
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.errors import ConfigCompositionException  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from codedance_cli.recipes import load_recipe  # noqa: E402
+from codedance_cli.recipes.rl import RlRecipe  # noqa: E402
+from codedance_cli.rl.run_files import RunFiles  # noqa: E402
+from codedance_cli.rl.verl_engine import TOOL_CLASS, verl_overrides, write_verl_files  # noqa: E402
+from conftest import REPO_ROOT, run_codedance  # noqa: E402
+
+VERL_CONFIG_DIR = str(Path(importlib.util.find_spec("verl").origin).parent / "trainer" / "config")
+PAPER_RECIPE = REPO_ROOT / "recipes" / "qwen2.5-vl-7b" / "rl.yaml"
+
+
+def compose_verl(overrides: list[str]):
+    with initialize_config_dir(config_dir=VERL_CONFIG_DIR, version_base=None):
+        return compose(config_name="ppo_trainer", overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def paper_recipe(tmp_path_factory) -> RlRecipe:
+    out = tmp_path_factory.mktemp("verl-run")
+    return load_recipe(PAPER_RECIPE, [f"output_dir={out}", "model=/models/sft"], expect_stage="rl")
+
+
+def test_paper_recipe_composes_and_passes_verl_validation(paper_recipe: RlRecipe) -> None:
+    files = RunFiles(paper_recipe.output_dir)
+    config = compose_verl(verl_overrides(paper_recipe, files))
+    rollout = config.actor_rollout_ref.rollout
+    assert config.algorithm.adv_estimator == "grpo"
+    assert (config.data.train_batch_size, config.actor_rollout_ref.actor.ppo_mini_batch_size) == (256, 256)
+    assert config.actor_rollout_ref.actor.optim.lr == pytest.approx(1e-6)
+    assert config.actor_rollout_ref.actor.use_kl_loss is False
+    assert (rollout.n, rollout.name, rollout.tensor_model_parallel_size, rollout.gpu_memory_utilization) == (8, "vllm", 1, 0.3)
+    assert rollout.multi_turn.enable is True and rollout.agent.default_agent_loop == "tool_agent"
+    assert rollout.multi_turn.tool_config_path == str(files.tool_config)
+    assert (config.data.max_prompt_length, config.data.max_response_length) == (10240, 10240)
+    assert (config.trainer.nnodes, config.trainer.n_gpus_per_node, config.trainer.save_freq) == (2, 8, 20)
+    reward_fn = config.reward.custom_reward_function
+    assert Path(reward_fn.path).is_file() and reward_fn.name == "compute_score"
+    assert reward_fn.reward_kwargs.reward_config == str(files.reward_config)
+
+    from verl.trainer.main_ppo import validate_config  # verl's own pre-flight checks (batch divisibility, ...)
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+
+    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+
+
+def test_misspelled_key_fails_at_composition(paper_recipe: RlRecipe) -> None:
+    files = RunFiles(paper_recipe.output_dir)
+    bad = paper_recipe.model_copy(deep=True)
+    bad.verl.extra_overrides = ["actor_rollout_ref.rollout.multi_turn.max_asistant_turns=3"]
+    with pytest.raises(ConfigCompositionException, match="max_asistant_turns"):
+        compose_verl(verl_overrides(bad, files))
+
+
+def test_dry_run_prints_command_and_environment(tmp_path: Path) -> None:
+    result = run_codedance("rl", PAPER_RECIPE, "--dry-run", "--set", f"output_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    assert "-m verl.trainer.main_ppo" in result.stdout
+    assert "algorithm.adv_estimator=grpo" in result.stdout
+    assert "CODEDANCE_JUDGE_URL=http://127.0.0.1:18901/v1" in result.stdout
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
+
+
+def test_tool_yaml_instantiates_our_tool_through_verl(paper_recipe: RlRecipe, tmp_path: Path) -> None:
+    from verl.tools.tool_registry import initialize_tools_from_config
+
+    from codedance_cli.rl.verl_tool import CodeDanceSandboxTool
+
+    files = RunFiles(tmp_path)
+    write_verl_files(paper_recipe, files)
+    (tool,) = initialize_tools_from_config(str(files.tool_config))
+    assert isinstance(tool, CodeDanceSandboxTool) and TOOL_CLASS.endswith(type(tool).__name__)
+    assert tool.name == "execute_python_code"
+    assert tool.sandbox_config.backend == "docker" and tool.sandbox_config.timeout_s == 15
+    schema = tool.tool_schema.model_dump(exclude_unset=True, exclude_none=True)
+    assert schema["function"]["parameters"]["required"] == ["code"]
+
+
+def test_reward_function_loads_and_scores_through_verl(paper_recipe: RlRecipe, tmp_path: Path) -> None:
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    files = RunFiles(tmp_path)
+    recipe = paper_recipe.model_copy(deep=True)
+    recipe.reward.judge_endpoint = None
+    write_verl_files(recipe, files)
+    config = compose_verl(verl_overrides(recipe, files))
+    compute_score = get_custom_reward_fn(config)
+    solution = (
+        "<think>zoom</think><tool_call>{}</tool_call>user\n<tool_response>\nNameError: x\n</tool_response>\n"
+        "assistant\n<think>ok</think><answer>B</answer>"
+    )
+    extra_info = {"answer_type": "choice", "choices": ["cat", "dog"], "metadata": '{"difficulty": "hard"}', "codedance_tool_failures": [True]}
+    result = asyncio.run(compute_score(data_source="codedance", solution_str=solution, ground_truth="B", extra_info=extra_info))
+    assert result["accuracy"] == 1.0 and result["tool_calls"] == 1.0
+    assert result["score"] == pytest.approx(1.0 + 0.1 * -0.25)  # turn term: c = [-0.5, 0], mean -0.25, beta 0.1
+    assert all(isinstance(value, float) for value in result.values())
+
+
+def test_batch_reward_entry_point(tmp_path: Path) -> None:
+    from codedance_cli.rewards.verl_reward import compute_score_batch
+
+    results = compute_score_batch(
+        ["codedance", "mathvista"],
+        ["<answer>red</answer>", "<answer>2</answer>"],
+        ["red", "\\sqrt{4}"],
+        [{"answer_type": "text"}, {"answer_type": "number"}],
+    )
+    assert [round(r["score"], 6) for r in results] == [1.0, 1.2]
+
+
+def test_recipe_rejects_unknown_engine_field(tmp_path: Path) -> None:
+    bad = tmp_path / "rl.yaml"
+    bad.write_text(f"extends: {PAPER_RECIPE}\nverl:\n  n_gpu_per_node: 4\n")
+    result = run_codedance("rl", bad, "--dry-run")
+    assert result.returncode == 2
+    assert "n_gpu_per_node" in result.stderr and "n_gpus_per_node" in result.stderr
