@@ -12,7 +12,11 @@ server; the sandbox is the real local backend. Three runs on the same tasks:
 Target: concurrent >= 0.9x the generation-only throughput at 32 in flight,
 i.e. sandbox calls hide behind the generation of other trajectories.
 
-    .venv/bin/python benchmarks/rollout.py [--tasks 64] [--concurrency 32] [--latency 0.5] [--sequential-tasks 6]
+    .venv/bin/python benchmarks/rollout.py [--tasks 64] [--concurrency 32] [--latency 2.0] [--jitter 0] [--workers 2]
+
+With fixed latency every trajectory generates in lockstep, so all code cells
+arrive at the sandbox in one burst: the worst case for overlap. `--jitter`
+spreads turn latencies (same mean, same draws in every run), as a real server does.
 """
 
 from __future__ import annotations
@@ -78,8 +82,8 @@ class InstantSandbox(Sandbox):
         return None
 
 
-async def rollout(tasks: list[Trajectory], sandbox: Sandbox, latency_s: float, concurrency: int) -> dict:
-    client = ScriptedClient(TURNS, latency_s=latency_s)
+async def rollout(tasks: list[Trajectory], sandbox: Sandbox, latency_s: float, concurrency: int, jitter: float = 0.0) -> dict:
+    client = ScriptedClient(TURNS, latency_s=latency_s, jitter=jitter)
     config = LoopConfig(concurrency=concurrency, max_turns=len(TURNS), max_total_tokens=1_000_000)
     started = time.perf_counter()
     results = [t async for t in run_many(tasks, client, sandbox, config)]
@@ -94,11 +98,11 @@ async def rollout(tasks: list[Trajectory], sandbox: Sandbox, latency_s: float, c
 
 async def main(args: argparse.Namespace) -> dict:
     tasks = make_tasks(args.tasks)
-    generation_only = await rollout(tasks, InstantSandbox(), args.latency, args.concurrency)
+    generation_only = await rollout(tasks, InstantSandbox(), args.latency, args.concurrency, args.jitter)
     async with create_sandbox(SandboxConfig(workers=args.workers)) as sandbox:
         await rollout(make_tasks(2), sandbox, 0.0, 2)  # warm the workers (start-up is not rollout time)
-        sequential = await rollout(tasks[: args.sequential_tasks], sandbox, args.latency, 1)
-        concurrent = await rollout(tasks, sandbox, args.latency, args.concurrency)
+        sequential = await rollout(tasks[: args.sequential_tasks], sandbox, args.latency, 1, args.jitter)
+        concurrent = await rollout(tasks, sandbox, args.latency, args.concurrency, args.jitter)
     return {"generation_only": generation_only, "sequential": sequential, "concurrent": concurrent}
 
 
@@ -116,7 +120,8 @@ def table(results: dict, args: argparse.Namespace) -> str:
     rows.append("")
     rows.append(f"concurrent / generation-only = {ratio:.2f}x (target >= 0.90x: {'met' if ratio >= 0.9 else 'NOT met'}); "
                 f"throughput lost to tools: {lost:.1%}; concurrent / sequential = {results['concurrent']['per_s'] / results['sequential']['per_s']:.1f}x")
-    rows.append(f"settings: {len(TURNS)} turns per trajectory ({len(TURNS) - 1} code cells), {args.latency}s per generated turn, "
+    rows.append(f"settings: {len(TURNS)} turns per trajectory ({len(TURNS) - 1} code cells), {args.latency}s per generated turn "
+                f"(±{args.jitter:.0%}), "
                 f"{args.workers} sandbox workers")
     return "\n".join(rows)
 
@@ -125,8 +130,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=64, help="Trajectories in the concurrent and generation-only runs.")
     parser.add_argument("--concurrency", type=int, default=32, help="Trajectories in flight.")
-    parser.add_argument("--latency", type=float, default=0.5, help="Seconds per generated turn (the stand-in model's speed).")
-    parser.add_argument("--sequential-tasks", type=int, default=6, help="Trajectories in the (slow) sequential run.")
+    parser.add_argument("--latency", type=float, default=2.0, help="Seconds per generated turn (the stand-in model's speed).")
+    parser.add_argument("--jitter", type=float, default=0.0, help="Spread each turn's latency over ±this fraction (deterministic per turn).")
+    parser.add_argument("--sequential-tasks", type=int, default=4, help="Trajectories in the (slow) sequential run.")
     parser.add_argument("--workers", type=int, default=2, help="Local sandbox workers.")
     parser.add_argument("--json", action="store_true", help="Print the raw numbers as JSON too.")
     return parser.parse_args(argv)

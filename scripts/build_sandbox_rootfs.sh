@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Build the sandbox image without a registry: debootstrap a Debian bookworm rootfs, `docker import` it.
+# Build the sandbox image without a registry: a Debian bookworm rootfs (mmdebstrap, or debootstrap), `docker import`.
 #
 #   scripts/build_sandbox_rootfs.sh [IMAGE]        (default codedance-sandbox:latest; run as root)
 #
 # Two layers, each skipped when already built:
-#   1. base  codedance-sandbox-base:<recipe hash>  Debian minbase + python3, numpy, PIL, matplotlib (font cache
+#   1. base  codedance-sandbox-base:<recipe hash>  Debian (essential) + python3, numpy, PIL, matplotlib (font cache
 #            prebuilt), seccomp, cv2 (the opencv-python-headless wheel: Debian's python3-opencv pulls ~190
 #            packages); a non-root user; no setuid bits. Rebuilt only when BASE_RECIPE below changes.
 #   2. IMAGE the base + codedance_cli/sandbox/worker.py, labelled with the worker's sha256 so a changed
@@ -29,7 +29,7 @@ wheels=(
   matplotlib==3.9.4 contourpy==1.3.1 cycler==0.12.1 fonttools==4.55.3 kiwisolver==1.4.7
   packaging==24.2 pyparsing==3.2.0 python-dateutil==2.9.0.post0 six==1.17.0
 )
-BASE_RECIPE="v2 bookworm minbase $debian_packages ${wheels[*]} uid=$sandbox_uid"
+BASE_RECIPE="v3 bookworm minbase $debian_packages ${wheels[*]} uid=$sandbox_uid"
 
 log() { echo "build_sandbox_rootfs [${SECONDS}s]: $*" >&2; }
 sha256() { sha256sum | cut -c1-64; }
@@ -46,31 +46,47 @@ if [[ $(label_of "$image" org.codedance.worker-sha256) == "$worker_hash" && $(la
 fi
 
 build_base() {
-  [[ $(id -u) -eq 0 ]] || { log "debootstrap needs root"; exit 1; }
-  command -v debootstrap >/dev/null || { log "debootstrap is not installed (apt-get install debootstrap)"; exit 1; }
+  [[ $(id -u) -eq 0 ]] || { log "building the rootfs needs root"; exit 1; }
   local work rootfs pip arch
   work=$(mktemp -d /var/tmp/codedance-rootfs.XXXXXX)
   # shellcheck disable=SC2064
   trap "rm -rf '$work'" EXIT
   rootfs=$work/rootfs
-  mkdir -p "$debs_cache"
-  log "debootstrap bookworm ($debian_packages) from $mirror"
-  debootstrap --variant=minbase --cache-dir="$debs_cache" --include="$debian_packages" \
-    bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+  mkdir -p "$debs_cache/mmdebstrap"
+  if command -v mmdebstrap >/dev/null; then
+    # mmdebstrap: one apt run instead of debootstrap's package-by-package second stage (measured here under load:
+    # 38 s CPU / 125 s wall with cold downloads vs 63 s CPU / 192 s wall for debootstrap with cached .debs).
+    log "mmdebstrap bookworm (essential + $debian_packages) from $mirror"
+    mmdebstrap --variant=essential --include="$debian_packages" \
+      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+      --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+      --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
+      --setup-hook="sync-in $debs_cache/mmdebstrap /var/cache/apt/archives/" \
+      --customize-hook="sync-out /var/cache/apt/archives $debs_cache/mmdebstrap" \
+      bookworm "$rootfs" "$mirror" >"$work/bootstrap.log" 2>&1 || { tail -20 "$work/bootstrap.log" >&2; exit 1; }
+  elif command -v debootstrap >/dev/null; then
+    log "debootstrap bookworm (minbase + $debian_packages) from $mirror"
+    debootstrap --variant=minbase --cache-dir="$debs_cache" --include="$debian_packages" \
+      bookworm "$rootfs" "$mirror" >"$work/bootstrap.log" 2>&1 || { tail -20 "$work/bootstrap.log" >&2; exit 1; }
+  else
+    log "neither mmdebstrap nor debootstrap is installed (apt-get install mmdebstrap, or scripts/system_deps.sh)"
+    exit 1
+  fi
 
   pip=$repo/.venv/bin/pip
   [[ -x $pip ]] || pip="python3 -m pip"
   arch=$(uname -m)
   log "installing ${wheels[*]} for the image's python 3.11"
-  $pip install -q --disable-pip-version-check --no-deps --only-binary=:all: --no-compile \
+  $pip install -q --disable-pip-version-check --no-deps --only-binary=:all: \
     --platform "manylinux2014_$arch" --platform "manylinux_2_28_$arch" --python-version 3.11 --implementation cp --abi cp311 \
     --target "$rootfs/usr/local/lib/python3.11/dist-packages" "${wheels[@]}"
-  chroot "$rootfs" python3 -m compileall -q /usr/local/lib/python3.11/dist-packages >/dev/null
 
   # The unprivileged user the worker runs as (the container also gets --user, this gives it a name).
   echo "sandbox:x:$sandbox_uid:$sandbox_uid:codedance sandbox:/tmp:/usr/sbin/nologin" >>"$rootfs/etc/passwd"
   echo "sandbox:x:$sandbox_uid:" >>"$rootfs/etc/group"
   mkdir -p "$rootfs/opt/codedance"
+
+  chroot "$rootfs" /sbin/ldconfig  # pyseccomp finds libseccomp through the ld.so cache
 
   # Prebuilt matplotlib font cache: the container copies it into its /tmp tmpfs at start (MPLCONFIGDIR must be
   # writable or matplotlib rebuilds the cache in a temp dir on every start).
@@ -82,7 +98,9 @@ print("cv2", cv2.__version__, "numpy", numpy.__version__, "PIL", PIL.__version__
   chmod -R a+rX "$rootfs/opt/codedance"
 
   # Smaller and harder: no docs/locales/apt lists, no setuid/setgid binaries.
-  rm -rf "$rootfs"/usr/share/{doc,man,info,locale,lintian} "$rootfs"/var/cache/apt/* "$rootfs"/var/lib/apt/lists/*
+  # (perl: only mailcap's dependency, nothing in the sandbox uses it; perl-base stays for dpkg.)
+  rm -rf "$rootfs"/usr/share/{doc,man,info,locale,lintian,perl} "$rootfs"/usr/lib/*-linux-gnu/perl \
+    "$rootfs"/var/cache/apt/* "$rootfs"/var/lib/apt/lists/*
   find "$rootfs" -xdev -perm /6000 -type f -exec chmod ug-s {} +
 
   log "docker import as $base"

@@ -158,7 +158,7 @@ def corpus() -> list[str]:
 
 def build_tokenizer(vocab_size: int):
     """Train a byte-level BPE with Qwen's pre-tokenizer and wrap it as a Qwen2Tokenizer."""
-    from tokenizers import Tokenizer, models, trainers
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import AddedToken, Qwen2Tokenizer
 
     # Train with Qwen's own normalizer / pre-tokenizer so merges match how Qwen2Tokenizer splits text.
@@ -166,8 +166,6 @@ def build_tokenizer(vocab_size: int):
     trainee = Tokenizer(models.BPE())
     trainee.normalizer = template._tokenizer.normalizer
     trainee.pre_tokenizer = template._tokenizer.pre_tokenizer
-    from tokenizers import pre_tokenizers
-
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size - len(SPECIAL_TOKENS) - len(TEXT_TAG_TOKENS),
         min_frequency=2,
@@ -178,12 +176,14 @@ def build_tokenizer(vocab_size: int):
     trainee.train_from_iterator(corpus(), trainer=trainer)
     model_json = json.loads(trainee.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model_json["merges"]]
+    vocab = dict(model_json["vocab"])
+    for token in [*SPECIAL_TOKENS, *TEXT_TAG_TOKENS]:  # fixed ids right after the BPE vocabulary, in Qwen's order
+        vocab[token] = len(vocab)
 
     tokenizer = Qwen2Tokenizer(
-        vocab=model_json["vocab"], merges=merges, unk_token=None, pad_token="<|endoftext|>", eos_token="<|im_end|>",
+        vocab=vocab, merges=merges, unk_token=None, pad_token="<|endoftext|>", eos_token="<|im_end|>",
         errors="replace", model_max_length=32768, clean_up_tokenization_spaces=False, split_special_tokens=False,
     )
-    tokenizer.add_special_tokens({"additional_special_tokens": []})
     tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS], special_tokens=True)
     tokenizer.add_tokens([AddedToken(t, special=t in FIM_AND_REPO, normalized=False) for t in TEXT_TAG_TOKENS])
     tokenizer.chat_template = CHAT_TEMPLATE
@@ -307,7 +307,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary incl. added tokens.")
+    parser.add_argument("--vocab-size", type=int, default=1024, help="Upper bound on the BPE vocabulary incl. added tokens.")
     parser.add_argument("--hidden-size", type=int, default=128)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--layers", type=int, default=2)

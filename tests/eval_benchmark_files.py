@@ -70,7 +70,20 @@ def hrbench_rows() -> list[dict]:
     for index, question, answer, category, a, b, c, d, cycle in HRBENCH_ROWS:
         truth = {"A": a, "B": b, "C": c, "D": d}[answer]
         image = base64.b64encode(picture(truth, size=(160, 120))).decode("ascii")
-        rows.append({"index": index, "question": question, "answer": answer, "category": category, "A": a, "B": b, "C": c, "D": d, "image": image, "cycle_category": cycle})
+        rows.append(
+            {
+                "index": index,
+                "question": question,
+                "answer": answer,
+                "category": category,
+                "A": a,
+                "B": b,
+                "C": c,
+                "D": d,
+                "image": image,
+                "cycle_category": cycle,
+            }
+        )
     return rows
 
 
@@ -89,18 +102,52 @@ def write_hrbench(root: Path, resolution: str = "4k", fmt: str = "tsv") -> Path:
 
 
 MATHVISTA_ITEMS = {
-    "1": {"question": "What is the length of the bar?", "choices": None, "unit": "cm", "precision": 1, "answer": "1.2",
-          "question_type": "free_form", "answer_type": "float", "task": "figure question answering"},
-    "2": {"question": "How many objects are left?", "choices": None, "unit": None, "precision": None, "answer": "4",
-          "question_type": "free_form", "answer_type": "integer", "task": "math word problem"},
-    "3": {"question": "Find the angle BOC.", "choices": ["135°", "140°", "145°", "150°"], "unit": None, "precision": None,
-          "answer": "145°", "question_type": "multi_choice", "answer_type": "text", "task": "geometry problem solving"},
+    "1": {
+        "question": "What is the length of the bar?",
+        "choices": None,
+        "unit": "cm",
+        "precision": 1,
+        "answer": "1.2",
+        "question_type": "free_form",
+        "answer_type": "float",
+        "task": "figure question answering",
+    },
+    "2": {
+        "question": "How many objects are left?",
+        "choices": None,
+        "unit": None,
+        "precision": None,
+        "answer": "4",
+        "question_type": "free_form",
+        "answer_type": "integer",
+        "task": "math word problem",
+    },
+    "3": {
+        "question": "Find the angle BOC.",
+        "choices": ["135°", "140°", "145°", "150°"],
+        "unit": None,
+        "precision": None,
+        "answer": "145°",
+        "question_type": "multi_choice",
+        "answer_type": "text",
+        "task": "geometry problem solving",
+    },
 }
 
 
 def _mathvista_record(pid: str, item: dict, image: str | dict) -> dict:
-    metadata = {"split": "testmini", "language": "english", "img_width": 96, "img_height": 64, "source": "test",
-                "category": "math-targeted-vqa", "task": item["task"], "context": "synthetic", "grade": "high school", "skills": ["arithmetic reasoning"]}
+    metadata = {
+        "split": "testmini",
+        "language": "english",
+        "img_width": 96,
+        "img_height": 64,
+        "source": "test",
+        "category": "math-targeted-vqa",
+        "task": item["task"],
+        "context": "synthetic",
+        "grade": "high school",
+        "skills": ["arithmetic reasoning"],
+    }
     record = {k: v for k, v in item.items() if k != "task"}
     return {**record, "pid": pid, "image": image, "metadata": metadata}
 
@@ -138,7 +185,9 @@ def write_chartqa(root: Path) -> Path:
     for split, rows in CHARTQA_ITEMS.items():
         for name, _, label in rows:
             (root / "png" / name).write_bytes(picture(label))
-        (root / f"test_{split}.json").write_text(json.dumps([{"imgname": n, "query": q, "label": l} for n, q, l in rows]))
+        (root / f"test_{split}.json").write_text(
+            json.dumps([{"imgname": name, "query": query, "label": label} for name, query, label in rows])
+        )
     return root
 
 

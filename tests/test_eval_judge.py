@@ -30,8 +30,10 @@ class JudgeHandler(BaseHTTPRequestHandler):
         reference = item.split("Reference answer: ")[1].split("\n")[0]
         candidate = item.split("Candidate answer: ")[1]
         verdict = "yes" if reference.split(". ", 1)[-1] in candidate else "no"
-        reply = {"choices": [{"message": {"role": "assistant", "content": f"Judgement: {verdict}"}, "finish_reason": "stop"}],
-                 "usage": {"prompt_tokens": 50, "completion_tokens": 3}}
+        reply = {
+            "choices": [{"message": {"role": "assistant", "content": f"Judgement: {verdict}"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 3},
+        }
         payload = json.dumps(reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -98,7 +98,12 @@ def mathvista_task(answer: str, answer_type: str, question_type: str = "free_for
         ("C", mathvista_task("145°", "text", "multi_choice", ["135°", "140°", "145°", "150°"]), "145°", True),
         ("145", mathvista_task("145°", "text", "multi_choice", ["135°", "140°", "145°", "150°"]), "145°", True),  # closest option
         ("(A) 135°", mathvista_task("145°", "text", "multi_choice", ["135°", "140°", "145°", "150°"]), "135°", False),
-        ("I would need to measure the angle more carefully first", mathvista_task("145°", "text", "multi_choice", ["135°", "140°", "145°", "150°"]), None, False),
+        (
+            "I would need to measure the angle more carefully first",
+            mathvista_task("145°", "text", "multi_choice", ["135°", "140°", "145°", "150°"]),
+            None,
+            False,
+        ),
         ("[1, 2,3]", mathvista_task("[1, 2, 3]", "list"), "[1, 2, 3]", True),
     ],
 )
@@ -141,7 +146,13 @@ def test_chartqa_extraction_uses_answer_tag():
 
 @pytest.mark.parametrize(
     ("response", "prediction", "correct"),
-    [("There are 7 birds.", "7", True), ("<answer>seven</answer>", "7", True), ("6", "6", False), ("3.5", "3.5", False), ("many", None, False)],
+    [
+        ("There are 7 birds.", "7", True),
+        ("<answer>seven</answer>", "7", True),
+        ("6", "6", False),
+        ("3.5", "3.5", False),
+        ("many", None, False),
+    ],
 )
 def test_counting_exact_integer(response, prediction, correct):
     bench = get_benchmark("counting")
@@ -197,10 +208,13 @@ def test_sample_log_round_trip_and_torn_tail(tmp_path: Path):
         handle.write(b'{"benchmark":"b","task_id":"c","sam')
     with SampleLog(path) as log:
         assert len(log) == 2 and "b/a#0" in log and "b/c#0" not in log
-        restored = next(log.records()).trajectory
+        light = next(log.records()).trajectory
+        assert light.turns[0].observation.stdout == "1\n" and light.turns[0].observation.images == []  # kept light in memory
+        restored = log.full_record("b/a#0").trajectory
         assert restored.images == []  # input images are not repeated in the log
         assert restored.turns[0].observation.images == [b"\x89PNG fake"]  # produced images are
         log.append(record("c"))
+        assert log.full_record("b/c#0").trajectory.turns[0].observation.images == [b"\x89PNG fake"]  # appended this session
     lines = path.read_text().splitlines()
     assert len(lines) == 3 and all(line.startswith("{") and line.endswith("}") for line in lines)
 

@@ -164,3 +164,5 @@ def test_nano_recipe_trains_two_grpo_steps_on_cpu(tiny_model_dir: Path, tmp_path
     checkpoint = out / "checkpoints" / "checkpoint-2"
     assert (checkpoint / "model.safetensors").is_file() and (checkpoint / "trainer_state.json").is_file()
     assert (out / "data" / "train.jsonl").is_file() and (out / "reward.json").is_file()
+    again = run_codedance("rl", NANO_RECIPE, "--set", f"model={tiny_model_dir}", "--set", f"dataset={items}", "--set", f"output_dir={out}")
+    assert again.returncode == 0 and "nothing to do" in again.stdout  # a finished run is not trained past max_steps

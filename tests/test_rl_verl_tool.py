@@ -175,3 +175,22 @@ def test_verl_tool_agent_loop_runs_our_tool_and_reward_end_to_end(tiny_model_dir
     # a=1, f=0; T = 0.5 * (0.5 * 1.5) - 0.5 * (2/3) at default difficulty 0.5; turn: c = [-0.1, -0.5, 0], mean -0.2
     assert scored["accuracy"] == 1.0 and scored["format"] == 0.0
     assert scored["score"] == pytest.approx(1.0 + 0.1 * (0.375 - 1 / 3) + 0.1 * -0.2)
+
+
+def test_trajectory_scoped_instance_without_agent_data_closes_on_release() -> None:
+    """Callers that create one instance per trajectory (verl's older SGLang rollout) get one session per instance."""
+
+    async def scenario():
+        tool = make_tool()
+        try:
+            instance_id, _ = await tool.create(create_kwargs={"trajectory_id": "legacy-1"})
+            first, _, _ = await tool.execute(instance_id, {"code": "y = 5\nprint(y)"})
+            second, _, _ = await tool.execute(instance_id, {"code": "print(y * 2)"})
+            assert first.text.startswith("5\n") and second.text.startswith("10\n")
+            assert tool.sessions.open_sessions == 1
+            await tool.release(instance_id)
+            assert tool.sessions.open_sessions == 0
+        finally:
+            await tool.close()
+
+    asyncio.run(scenario())

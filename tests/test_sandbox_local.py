@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from codedance_cli.errors import BadInput
 from codedance_cli.recipes.common import SandboxConfig
 from codedance_cli.sandbox import create_sandbox
 from codedance_cli.sandbox.local import LocalSandbox
@@ -180,8 +181,8 @@ def test_recycling_after_n_sessions_and_worker_crash(loop):
             for _ in range(3):
                 async with await sandbox.open_session() as session:
                     assert (await session.run("print(1)")).stdout == "1\n"
-                pids.append(next(w for w in sandbox.workers if w.usable).info["pid"])
-            assert pids[0] == pids[1] != pids[2] or sandbox.workers[0].info["pid"] != pids[0]
+                    pids.append(session.worker.process.pid)
+            assert pids[0] == pids[1] != pids[2]  # the first worker served its 2 sessions and was replaced
             session = await sandbox.open_session()
             await session.run("kept = 1")
             for worker in list(sandbox.workers):
@@ -210,4 +211,27 @@ def test_cli_run_json_and_images(tmp_path):
     assert payload["stdout"] == "(100, 90)\n" and payload["error_type"] is None
     assert [Image.open(p).size for p in payload["images"]] == [(60, 60)]
     missing = CliRunner().invoke(app, ["run", str(tmp_path / "nope.py")])
-    assert missing.exit_code == 2
+    assert isinstance(missing.exception, BadInput) and "nope.py" in str(missing.exception)
+
+
+def test_fallback_without_bwrap_and_seccomp_warns_and_still_works(loop, caplog, monkeypatch):
+    from codedance_cli.sandbox import bwrap
+
+    monkeypatch.setattr(bwrap, "bwrap_usable", lambda: None)  # as on a machine without bubblewrap
+
+    async def go():
+        config = SandboxConfig(workers=1, use_seccomp=False, timeout_s=10)
+        async with LocalSandbox(config) as sandbox:
+            await sandbox.start()
+            async with await sandbox.open_session() as first:
+                await first.run("secret = 1\nopen('mine.txt', 'w').write('x')")
+                cwd = (await first.run("import os; print(os.getcwd())")).stdout.strip()
+                async with await sandbox.open_session() as second:
+                    peek = await second.run(f"import csv, os\nprint('secret' in globals(), os.access({cwd!r} + '/mine.txt', os.R_OK))")
+            return sandbox.layers, peek
+
+    with caplog.at_level("WARNING"):
+        layers, peek = loop.run_until_complete(go())
+    assert layers["bwrap"] is False and layers["seccomp"] is False and layers["setuid"] is True
+    assert peek.stdout == "False False\n", peek
+    assert "bubblewrap is unavailable" in caplog.text and "seccomp disabled" in caplog.text

@@ -9,6 +9,7 @@ user turn); the turn index is the number of assistant turns already in it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -43,14 +44,18 @@ class ScriptedClient:
         latency_s: float = 0.0,
         finish_reason: str = "stop",
         record: bool = False,
+        jitter: float = 0.0,
     ) -> None:
         """`turns`: one list replayed for every conversation, or {question text: turns}.
 
-        `record=True` keeps every request's messages in `requests` (tests check what the model saw).
+        `jitter` in [0, 1) spreads each turn's latency over latency_s * (1 ± jitter),
+        deterministically per (question, turn), so two runs of the same tasks wait
+        the same; `record=True` keeps every request's messages in `requests`.
         """
         self._shared = list(turns) if not isinstance(turns, Mapping) else None
         self._by_question = {key: list(value) for key, value in turns.items()} if isinstance(turns, Mapping) else {}
         self.latency_s = latency_s
+        self.jitter = jitter
         self.finish_reason = finish_reason
         self.calls = 0
         self.in_flight = 0
@@ -69,6 +74,14 @@ class ScriptedClient:
         """Replay the assistant turns of recorded trajectories."""
         trajectories = list(trajectories)
         return cls.for_tasks(trajectories, {t.task_id: [turn.text for turn in t.turns] for t in trajectories}, **options)
+
+    def latency_for(self, key: str, index: int) -> float:
+        """The (deterministic) latency of turn `index` of the conversation `key`."""
+        if not self.jitter:
+            return self.latency_s
+        digest = hashlib.sha256(f"{key}\0{index}".encode()).digest()
+        unit = int.from_bytes(digest[:8], "big") / 2**64 * 2 - 1  # uniform in [-1, 1)
+        return self.latency_s * (1 + self.jitter * unit)
 
     def _script_for(self, messages: Messages) -> list[str]:
         if self._shared is not None:
@@ -99,7 +112,7 @@ class ScriptedClient:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             if self.latency_s > 0:
-                await asyncio.sleep(self.latency_s)
+                await asyncio.sleep(self.latency_for(first_user_text(messages), index))
         finally:
             self.in_flight -= 1
         text = script[index]

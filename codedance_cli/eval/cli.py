@@ -17,6 +17,10 @@ def command(
     json: JsonOpt = False,
     restart: Annotated[bool, typer.Option("--restart", help="Discard samples.jsonl in output_dir and start over.")] = False,
     list_benchmarks: Annotated[bool, typer.Option("--list", help="List registered benchmarks and their options, then exit.")] = False,
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="An earlier eval's output_dir (e.g. before SFT, or mode: direct): print and report the change."),
+    ] = None,
 ) -> None:
     """Run benchmarks through the tool loop (or directly, mode: direct) and write results.json, report.md, plots and viewer.html.
 
@@ -27,7 +31,7 @@ def command(
         return
     if recipe is None:
         raise typer.BadParameter("missing RECIPE (or use --list)", param_hint="RECIPE")
-    run_stage("eval", recipe, set, dry_run, restart=restart, json_output=json, source=str(recipe))
+    run_stage("eval", recipe, set, dry_run, restart=restart, json_output=json, source=str(recipe), baseline=baseline)
 
 
 def list_registered(as_json: bool) -> None:
@@ -55,6 +59,11 @@ def list_registered(as_json: bool) -> None:
         return
     table = Table("benchmark", "answer", "hub dataset", "options")
     for row in rows:
-        table.add_row(f"[bold]{row['name']}[/]\n[dim]{row['description']}[/]", row["answer_type"], row["hub_id"] or "-", "\n".join(row["options"]) or "-")
+        table.add_row(
+            f"[bold]{row['name']}[/]\n[dim]{row['description']}[/]",
+            row["answer_type"],
+            row["hub_id"] or "-",
+            "\n".join(row["options"]) or "-",
+        )
     Console().print(table)
     Console().print("Options are set per benchmark in the recipe (benchmarks[].options); `--list --json` explains each.")

@@ -42,7 +42,9 @@ class Job:
 
 def _record(job: Job, trajectory: Trajectory, seconds: float) -> SampleRecord:
     trajectory = trajectory.model_copy(update={"task_id": job.task.task_id, "images": []})
-    return SampleRecord(benchmark=job.benchmark, task_id=job.task.task_id, sample=job.sample, trajectory=trajectory, seconds=round(seconds, 4))
+    return SampleRecord(
+        benchmark=job.benchmark, task_id=job.task.task_id, sample=job.sample, trajectory=trajectory, seconds=round(seconds, 4)
+    )
 
 
 async def run_tool_mode(

@@ -24,7 +24,7 @@ def _bars(names: list[str], values: list[float], title: str, ylabel: str, path: 
     figure = Figure(figsize=(max(4.0, 1.1 * len(names) + 2), 3.4))
     axes = figure.add_subplot()
     bars = axes.bar(names, [v * 100 if percent else v for v in values], color="#4C72B0")
-    for bar, value in zip(bars, values):
+    for bar, value in zip(bars, values, strict=True):
         label = f"{value * 100:.1f}%" if percent else f"{value:.2f}"
         axes.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
     axes.set_title(title)
@@ -41,7 +41,11 @@ def accuracy_plot(summaries: list[dict[str, Any]], path: Path) -> Path:
 
 def failure_rate_plot(summaries: list[dict[str, Any]], path: Path) -> Path:
     return _bars(
-        [s["name"] for s in summaries], [s["exec_failure_rate"] for s in summaries], "Code execution failure rate", "failed / executed cells (%)", path
+        [s["name"] for s in summaries],
+        [s["exec_failure_rate"] for s in summaries],
+        "Code execution failure rate",
+        "failed / executed cells (%)",
+        path,
     )
 
 
@@ -54,7 +58,12 @@ def tool_calls_plot(summaries: list[dict[str, Any]], path: Path) -> Path:
     for index, summary in enumerate(summaries):
         total = max(1, summary["samples"])
         shares = [100 * summary["tool_calls_histogram"].get(k, summary["tool_calls_histogram"].get(str(k), 0)) / total for k in counts]
-        axes.bar([k + index * width - 0.4 + width / 2 for k in counts], shares, width=width, label=f"{summary['name']} (mean {summary['tool_calls_per_sample']:.2f})")
+        axes.bar(
+            [k + index * width - 0.4 + width / 2 for k in counts],
+            shares,
+            width=width,
+            label=f"{summary['name']} (mean {summary['tool_calls_per_sample']:.2f})",
+        )
     axes.set_xticks(counts)
     axes.set_xlabel("tool calls in the sample")
     axes.set_ylabel("samples (%)")

@@ -51,8 +51,7 @@ def write_report_md(results: dict[str, Any], path: Path) -> Path:
         "",
         f"- model: `{results['model_name']}`",
         f"- mode: **{results['mode']}** ({'code tool loop' if results['mode'] == 'tool' else 'no tools: the baseline'})",
-        f"- samples per item: {results['samples_per_item']}"
-        + (" (answer = majority vote)" if results["samples_per_item"] > 1 else ""),
+        f"- samples per item: {results['samples_per_item']}" + (" (answer = majority vote)" if results["samples_per_item"] > 1 else ""),
         f"- loop: max_turns={results['loop']['max_turns']}, temperature={results['loop']['temperature']}, "
         f"top_p={results['loop']['top_p']}, prompt={results['loop']['prompt_version']}",
         f"- judge: {results['judge'] or 'none (rule-based extraction)'}",
@@ -83,7 +82,9 @@ def write_report_md(results: dict[str, Any], path: Path) -> Path:
     ]
     for s in results["benchmarks"].values():
         f = s["format"]
-        lines.append(f"| {s['name']} | {_pct(f['code_block'])} | {_pct(f['code_ran'])} | {_pct(f['answer_tag'])} | {_pct(f['adherence'])} |")
+        lines.append(
+            f"| {s['name']} | {_pct(f['code_block'])} | {_pct(f['code_ran'])} | {_pct(f['answer_tag'])} | {_pct(f['adherence'])} |"
+        )
     lines += [
         "",
         "## Tool use",
@@ -104,4 +105,47 @@ def write_report_md(results: dict[str, Any], path: Path) -> Path:
     viewer = results.get("files", {}).get("viewer")
     if viewer:
         lines += ["", f"Trajectories (filter by correct / wrong): [{Path(viewer).name}]({Path(viewer).relative_to(path.parent)})"]
+    comparison = results.get("compared_with")
+    if comparison:
+        lines += ["", comparison_markdown(results, comparison["results"], comparison["name"])]
     return write_atomic(path, "\n".join(lines) + "\n")
+
+
+COMPARED = (("accuracy", "accuracy %"), ("adherence", "format adherence %"), ("code_ran", "code ran %"), ("answer_tag", "answer tag %"))
+
+
+def _metric(summary: dict[str, Any], name: str) -> float:
+    return summary["accuracy"] if name == "accuracy" else summary["format"][name]
+
+
+def comparison_rows(results: dict[str, Any], baseline: dict[str, Any]) -> list[tuple[str, str, float, float]]:
+    """(benchmark, metric, baseline value, this run's value) for benchmarks present in both runs."""
+    rows = []
+    for name, summary in results["benchmarks"].items():
+        before = baseline.get("benchmarks", {}).get(name)
+        if before is not None:
+            rows += [(name, label, _metric(before, key), _metric(summary, key)) for key, label in COMPARED]
+    return rows
+
+
+def comparison_table(results: dict[str, Any], baseline: dict[str, Any], baseline_name: str) -> Table:
+    table = Table(title=f"this run vs {baseline_name}", title_justify="left")
+    for column in ("benchmark", "metric", "before", "now", "change"):
+        table.add_column(column, justify="left" if column in ("benchmark", "metric") else "right", no_wrap=True)
+    for name, metric, before, now in comparison_rows(results, baseline):
+        change = 100 * (now - before)
+        table.add_row(
+            name, metric, _pct(before), _pct(now), f"[{'green' if change > 0 else 'red' if change < 0 else 'default'}]{change:+.1f}[/]"
+        )
+    return table
+
+
+def comparison_markdown(results: dict[str, Any], baseline: dict[str, Any], baseline_name: str) -> str:
+    lines = [
+        f"## Compared with {baseline_name}",
+        "",
+        "| benchmark | metric | before | now | change (points) |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    lines += [f"| {n} | {m} | {_pct(b)} | {_pct(a)} | {100 * (a - b):+.1f} |" for n, m, b, a in comparison_rows(results, baseline)]
+    return "\n".join(lines) + "\n"

@@ -44,10 +44,12 @@ def run(
     restart: bool = False,
     json_output: bool = False,
     source: str = "recipe",
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
     """Run the eval the recipe describes; returns the results (also written to results.json).
 
     `client` replaces the recipe's model (tests pass a ScriptedClient: the double sits at the model boundary only).
+    `baseline` is an earlier run's output folder (or its results.json) to compare with, e.g. before SFT or mode: direct.
     """
     console = Console(stderr=json_output)
     benchmarks = [(ref, get_benchmark(ref.name, ref.options, source=source)) for ref in recipe.benchmarks]
@@ -58,6 +60,7 @@ def run(
         else:
             console.print_json(json.dumps(plan))
         return plan
+    baseline_results = read_baseline(baseline) if baseline is not None else None
     output_dir = recipe.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     if restart:
@@ -89,7 +92,9 @@ def run(
     results, scored = score(recipe, benchmarks, tasks, order, records, output_dir)
     timings["score_s"], clock = time.perf_counter() - clock, time.perf_counter()
     results["timings"] = timings  # this invocation's phases (report_s is the time to write the outputs)
-    write_outputs(recipe, benchmarks, tasks, records, results, scored, output_dir)
+    if baseline_results is not None:
+        results["compared_with"] = {"name": str(baseline), "results": {"benchmarks": baseline_results["benchmarks"]}}
+    write_outputs(recipe, benchmarks, tasks, log, results, scored, output_dir)
     timings["report_s"] = time.perf_counter() - clock
     if json_output:
         print(json.dumps(results, indent=2, default=str))
@@ -97,8 +102,26 @@ def run(
         from codedance_cli.eval.report import print_table
 
         print_table(results, console)
+        if baseline_results is not None:
+            from codedance_cli.eval.report import comparison_table
+
+            console.print(comparison_table(results, baseline_results, str(baseline)))
         console.print(f"[green]wrote[/] {output_dir}/results.json, report.md, plots/, viewer.html")
     return results
+
+
+def read_baseline(path: Path) -> dict[str, Any]:
+    """results.json of an earlier run (the folder or the file), or BadInput."""
+    file = path / "results.json" if path.is_dir() else path
+    try:
+        data = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise BadInput(f"--baseline: {file} not found (give an earlier eval's output_dir or its results.json)") from None
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), dict):
+        raise BadInput(f"--baseline: {file} is not an eval results.json")
+    return data
 
 
 def dry_run_plan(recipe: EvalRecipe, benchmarks: list[tuple[BenchmarkRef, Benchmark]]) -> dict[str, Any]:
@@ -113,7 +136,13 @@ def dry_run_plan(recipe: EvalRecipe, benchmarks: list[tuple[BenchmarkRef, Benchm
         "loop": recipe.loop.model_dump(mode="json"),
         "sandbox": recipe.sandbox.backend if recipe.mode == "tool" else None,
         "benchmarks": [
-            {"name": ref.name, "path": str(ref.path), "exists": ref.path.exists(), "limit": ref.limit, "options": benchmark.options.model_dump(mode="json")}
+            {
+                "name": ref.name,
+                "path": str(ref.path),
+                "exists": ref.path.exists(),
+                "limit": ref.limit,
+                "options": benchmark.options.model_dump(mode="json"),
+            }
             for ref, benchmark in benchmarks
         ],
         "output_dir": str(recipe.output_dir),
@@ -164,7 +193,9 @@ def prepare_path(ref: BenchmarkRef, benchmark: Benchmark, source: str) -> None:
         snapshot_download(repo_id=repo_id, repo_type="dataset", local_dir=str(ref.path), allow_patterns=benchmark.hub_patterns)
     except Exception as exc:  # offline, gated, missing: one line, not a traceback
         reason = " ".join(str(exc).split())[:300]
-        raise EngineFailed(f"{source}: benchmarks[{ref.name}]: could not download {repo_id} from the hub into {ref.path}: {type(exc).__name__}: {reason}") from None
+        raise EngineFailed(
+            f"{source}: benchmarks[{ref.name}]: could not download {repo_id} from the hub into {ref.path}: {type(exc).__name__}: {reason}"
+        ) from None
 
 
 def iter_tasks(ref: BenchmarkRef, benchmark: Benchmark) -> Iterator[Trajectory]:
@@ -215,10 +246,18 @@ def produce(
             client = create_client(recipe.model, concurrency=recipe.loop.concurrency)
         except Exception as exc:  # missing package, unreadable folder, bad config: one line, not a traceback
             first_line = (str(exc).strip().splitlines() or [""])[0]
-            raise EngineFailed(f"model: cannot load {recipe.model.path or recipe.model.endpoint}: {type(exc).__name__}: {first_line}") from None
+            raise EngineFailed(
+                f"model: cannot load {recipe.model.path or recipe.model.endpoint}: {type(exc).__name__}: {first_line}"
+            ) from None
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
     )
     counts = {"correct_format": 0, "errors": 0}
     bar = progress.add_task(f"{recipe.mode} eval", total=pending, status="")
@@ -299,7 +338,7 @@ def write_outputs(
     recipe: EvalRecipe,
     benchmarks: list[tuple[BenchmarkRef, Benchmark]],
     tasks: dict[tuple[str, str], Trajectory],
-    records: dict[str, SampleRecord],
+    log: SampleLog,
     results: dict[str, Any],
     scored: list,
     output_dir: Path,
@@ -323,7 +362,7 @@ def write_outputs(
                     if (benchmark.name, task.task_id) in wanted:
                         images[(benchmark.name, task.task_id)] = task.images
         title = f"codedance eval — {results['model_name']} ({recipe.mode} mode)"
-        files["viewer"] = str(write_viewer(output_dir / "viewer.html", chosen, records, tasks, images, title=title))
+        files["viewer"] = str(write_viewer(output_dir / "viewer.html", chosen, log.full_record, tasks, images, title=title))
     results["files"] = files
     write_results_json(results, output_dir / "results.json")
     write_report_md(results, output_dir / "report.md")

@@ -58,20 +58,32 @@ def encode_record(record: SampleRecord) -> str:
     return json.dumps(to_jsonable_python(data), ensure_ascii=False, separators=(",", ":"))
 
 
-def decode_record(line: str) -> SampleRecord:
-    """Inverse of `encode_record`."""
+def decode_record(line: str | bytes, *, with_images: bool = True) -> SampleRecord:
+    """Inverse of `encode_record`; `with_images=False` skips decoding produced images (scoring needs none)."""
     data: dict[str, Any] = json.loads(line)
     trajectory = data["trajectory"]
     trajectory["images"] = [base64.b64decode(item) for item in trajectory.get("images") or []]
     for turn in trajectory.get("turns") or []:
         observation = turn.get("observation")
         if observation:
-            observation["images"] = [base64.b64decode(item) for item in observation.get("images") or []]
+            observation["images"] = [base64.b64decode(item) for item in observation.get("images") or []] if with_images else []
     return SampleRecord.model_validate(data)
 
 
+def _without_images(record: SampleRecord) -> SampleRecord:
+    turns = [
+        turn.model_copy(update={"observation": turn.observation.model_copy(update={"images": []})}) if turn.observation else turn
+        for turn in record.trajectory.turns
+    ]
+    return record.model_copy(update={"trajectory": record.trajectory.model_copy(update={"turns": turns, "images": []})})
+
+
 class SampleLog:
-    """Append-only JSONL of `SampleRecord`s that survives interruption."""
+    """Append-only JSONL of `SampleRecord`s that survives interruption.
+
+    In memory it keeps each sample without the images its code produced (scoring needs none, and a
+    long run's images would not fit); `full_record` reads one sample back whole, for the viewer.
+    """
 
     def __init__(self, path: Path, fsync_interval_s: float = 1.0) -> None:
         self.path = path
@@ -79,29 +91,33 @@ class SampleLog:
         self._last_fsync = time.monotonic()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._records: dict[str, SampleRecord] = {}
+        self._where: dict[str, tuple[int, int]] = {}  # key -> (byte offset, length) of its latest line
         self._load_and_repair()
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def _load_and_repair(self) -> None:
-        """Read whole lines; a torn last line (crash mid-write) is cut off so appends stay line-aligned."""
+        """Stream whole lines; a torn last line (crash mid-write) is cut off so appends stay line-aligned."""
         if not self.path.exists():
             return
-        raw = self.path.read_bytes()
-        good_end = 0
-        position = 0
-        for number, line in enumerate(raw.splitlines(keepends=True), start=1):
-            position += len(line)
-            if not line.endswith(b"\n"):
-                break  # torn tail
-            try:
-                record = decode_record(line.decode("utf-8"))
-            except (ValueError, KeyError, TypeError) as exc:
-                if position == len(raw):
-                    break  # a garbled last line is a torn write too
-                raise BadInput(f"{self.path}:{number}: not a sample record ({type(exc).__name__}); move the file away to start over") from None
-            self._records[record.key] = record
-            good_end = position
-        if good_end < len(raw):
+        size = self.path.stat().st_size
+        good_end = position = 0
+        with self.path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                start, position = position, position + len(line)
+                if not line.endswith(b"\n"):
+                    break  # torn tail
+                try:
+                    record = decode_record(line, with_images=False)
+                except (ValueError, KeyError, TypeError) as exc:
+                    if position == size:
+                        break  # a garbled last line is a torn write too
+                    raise BadInput(
+                        f"{self.path}:{number}: not a sample record ({type(exc).__name__}); move the file away to start over"
+                    ) from None
+                self._records[record.key] = record
+                self._where[record.key] = (start, len(line))
+                good_end = position
+        if good_end < size:
             with self.path.open("r+b") as handle:
                 handle.truncate(good_end)
 
@@ -118,15 +134,25 @@ class SampleLog:
         return len(self._records)
 
     def records(self) -> Iterator[SampleRecord]:
+        """Every sample (latest line per key), without produced images."""
         return iter(self._records.values())
+
+    def full_record(self, key: str) -> SampleRecord:
+        """One sample read back from the file with its produced images (works after `close`)."""
+        start, length = self._where[key]
+        with self.path.open("rb") as handle:
+            handle.seek(start)
+            return decode_record(handle.read(length))
 
     def append(self, record: SampleRecord) -> None:
         """Write one line in a single write call; fsync when the last one is older than the interval."""
         payload = (encode_record(record) + "\n").encode("utf-8")
+        start = os.fstat(self._fd).st_size  # this process is the only writer
         written = os.write(self._fd, payload)
         if written != len(payload):  # regular files write fully or raise; this guards odd filesystems
             raise OSError(f"{self.path}: short write ({written} of {len(payload)} bytes)")
-        self._records[record.key] = record
+        self._records[record.key] = _without_images(record)
+        self._where[record.key] = (start, len(payload))
         if time.monotonic() - self._last_fsync >= self.fsync_interval_s:
             os.fsync(self._fd)
             self._last_fsync = time.monotonic()

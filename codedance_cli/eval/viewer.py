@@ -6,6 +6,7 @@ writes); this module only picks which samples go in and labels them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from codedance_cli.eval.samples import SampleRecord
@@ -27,7 +28,7 @@ def pick_for_viewer(scored: list[ScoredSample], limit: int) -> list[ScoredSample
 def write_viewer(
     path: Path,
     samples: list[ScoredSample],
-    records: dict[str, SampleRecord],
+    full_record: Callable[[str], SampleRecord],
     tasks: dict[tuple[str, str], Trajectory],
     input_images: dict[tuple[str, str], list[bytes]],
     *,
@@ -39,7 +40,7 @@ def write_viewer(
     for sample in samples:
         key = f"{sample.benchmark}/{sample.task_id}#{sample.sample}"
         task = tasks[(sample.benchmark, sample.task_id)]
-        trajectory = records[key].trajectory.model_copy(
+        trajectory = full_record(key).trajectory.model_copy(
             update={
                 "task_id": f"{key} · {sample.category} · predicted {sample.prediction!r}",
                 "images": input_images.get((sample.benchmark, sample.task_id), []),

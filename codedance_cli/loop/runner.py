@@ -9,6 +9,7 @@ are in flight (and so how many sandbox sessions are open).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
@@ -22,11 +23,58 @@ from codedance_cli.sandbox.base import Sandbox, SandboxSession
 from codedance_cli.trajectory.schema import Observation, Trajectory, Turn
 
 TurnCallback = Callable[[Trajectory, Turn], Any]
+log = logging.getLogger(__name__)
 
 
 def _tool_error_observation(parsed: ParsedTurn) -> Observation:
     """A bad tool call goes back to the model as a failed execution, so it can fix the call."""
     return Observation(error_type="ToolCallError", error=parsed.tool_error or "bad tool call")
+
+
+class _SessionHandle:
+    """The trajectory's sandbox session, opened ahead of need and closed off the critical path.
+
+    Opening starts with the first generation (prefetch), so the fork and the
+    image upload overlap the model's first turn; `waited_s` counts only the time
+    the trajectory actually waited for the sandbox.
+    """
+
+    def __init__(self, sandbox: Sandbox, images: list[bytes], prefetch: bool) -> None:
+        self.sandbox, self.images = sandbox, images
+        self._opening: asyncio.Future[SandboxSession] | None = None
+        self.waited_s = 0.0
+        if prefetch:
+            self._start()
+
+    def _start(self) -> asyncio.Future[SandboxSession]:
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self.sandbox.open_session(self.images))
+        return self._opening
+
+    async def run(self, code: str) -> Observation:
+        started = time.perf_counter()
+        try:
+            session = await self._start()
+            return await session.run(code)
+        finally:
+            self.waited_s += time.perf_counter() - started
+
+    async def close(self) -> None:
+        """Close the session if one was (being) opened; a failed open has nothing to close."""
+        if self._opening is None:
+            return
+        try:
+            session = await self._opening
+        except Exception:
+            return
+        await session.close()
+
+
+async def _close_quietly(handle: _SessionHandle) -> None:
+    try:
+        await handle.close()
+    except Exception as exc:  # a background close has no trajectory left to report to
+        log.warning("sandbox session close failed: %s: %s", type(exc).__name__, exc)
 
 
 class _Budget:
@@ -53,11 +101,16 @@ async def run_trajectory(
     config: LoopConfig,
     *,
     on_turn: TurnCallback | None = None,
+    prefetch_session: bool = True,
+    background: set[asyncio.Task] | None = None,
 ) -> Trajectory:
     """Run the loop on one task (a Trajectory without turns) and return the filled trajectory.
 
     Never raises for what the model or its code does: a client or sandbox failure
     ends the trajectory with stop_reason "error" and the message in metadata.
+    `prefetch_session` opens the sandbox session while the first turn is generated;
+    with `background`, the session is closed in a task added to that set (the
+    caller awaits it) instead of before returning.
     """
     version = check_version(config.prompt_version)
     result = task.model_copy(deep=True)
@@ -66,8 +119,7 @@ async def run_trajectory(
     flags: list[list[str]] = []
     budget = _Budget(config)
     failures = 0
-    session: SandboxSession | None = None
-    tool_seconds = 0.0
+    session = _SessionHandle(sandbox, result.images, prefetch_session)
     started = time.perf_counter()
     try:
         while True:
@@ -98,11 +150,7 @@ async def run_trajectory(
             if parsed.answer is not None:
                 result.final_answer, result.stop_reason = parsed.answer, "answer"
             elif parsed.code is not None:
-                if session is None:
-                    session = await sandbox.open_session(result.images)
-                tool_started = time.perf_counter()
                 turn.observation = await session.run(parsed.code)
-                tool_seconds += time.perf_counter() - tool_started
             elif parsed.tool_error is not None:
                 turn.observation = _tool_error_observation(parsed)
             else:
@@ -119,14 +167,17 @@ async def run_trajectory(
         result.stop_reason = "error"
         result.metadata["error"] = f"{type(exc).__name__}: {exc}"[:2000]
     finally:
-        if session is not None:
-            try:
-                await session.close()
-            except Exception as exc:
-                result.metadata.setdefault("error", f"sandbox close failed: {type(exc).__name__}: {exc}")
+        if background is not None:
+            closing = asyncio.ensure_future(_close_quietly(session))
+            background.add(closing)
+            closing.add_done_callback(background.discard)
+        else:
+            closed_at = time.perf_counter()
+            await _close_quietly(session)
+            session.waited_s += time.perf_counter() - closed_at
     result.metadata["loop"] = {
         "parse_flags": flags,
-        "tool_s": round(tool_seconds, 4),
+        "tool_s": round(session.waited_s, 4),
         "generation_s": round(sum(turn.generation_s or 0.0 for turn in result.turns), 4),
         "wall_s": round(time.perf_counter() - started, 4),
     }
@@ -146,6 +197,7 @@ async def run_many(
     """
     iterator = iter(tasks)
     pending: set[asyncio.Task[Trajectory]] = set()
+    closing: set[asyncio.Task] = set()
     limit = max(1, config.concurrency)
 
     def refill() -> None:
@@ -153,7 +205,7 @@ async def run_many(
             task = next(iterator, None)
             if task is None:
                 return
-            pending.add(asyncio.ensure_future(run_trajectory(task, client, sandbox, config)))
+            pending.add(asyncio.ensure_future(run_trajectory(task, client, sandbox, config, background=closing)))
 
     refill()
     try:
@@ -171,3 +223,5 @@ async def run_many(
             leftover.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        if closing:  # sessions still closing in the background: done before the caller closes the sandbox
+            await asyncio.gather(*list(closing), return_exceptions=True)

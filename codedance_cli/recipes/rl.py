@@ -107,7 +107,9 @@ class SwiftConfig(RecipeModel):
     use_vllm: bool = Field(False, description="--use_vllm: vLLM colocate rollout (GPU); False uses transformers generation (works on CPU).")
     logging_steps: int = Field(1, description="--logging_steps.")
     dataloader_num_workers: int = Field(0, description="--dataloader_num_workers.")
-    image_max_pixels: int = Field(1280 * 28 * 28, description="MAX_PIXELS given to the Qwen-VL processor.")
+    image_max_pixels: int = Field(
+        1280 * 28 * 28, description="MAX_PIXELS for the stock qwen2_5_vl template (qwen_vl_utils); codedance_qwen2_5_vl uses the processor's own budget."
+    )
     extra_args: list[str] = Field(default_factory=list, description="Further `swift rlhf` arguments appended verbatim.")
 
 

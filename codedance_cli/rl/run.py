@@ -10,6 +10,7 @@ given the newest `checkpoint-*` of the run with `--resume_from_checkpoint`.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -64,6 +65,20 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def checkpoint_step(checkpoint: Path) -> int:
+    """The global step a ms-swift checkpoint was saved at (0 when unreadable)."""
+    try:
+        return int(json.loads((checkpoint / "trainer_state.json").read_text()).get("global_step", 0))
+    except (OSError, ValueError):
+        return 0
+
+
+def already_done(recipe: RlRecipe, files: RunFiles) -> bool:
+    """True when a swift run already reached `train.max_steps` (resuming would train past it)."""
+    checkpoint = latest_checkpoint(files.checkpoints) if recipe.engine == "swift" else None
+    return checkpoint is not None and recipe.train.max_steps is not None and checkpoint_step(checkpoint) >= recipe.train.max_steps
+
+
 def _is_fresh(output: Path, source: Path) -> bool:
     return output.exists() and output.stat().st_mtime >= max((p.stat().st_mtime for p in [source, *source.rglob("*")]), default=0)
 
@@ -116,6 +131,9 @@ def run(recipe: RlRecipe, *, dry_run: bool = False) -> RlPlan:
     run_plan = plan(recipe)
     if dry_run:
         print(run_plan.describe())
+        return run_plan
+    if already_done(recipe, run_plan.files):
+        print(f"{run_plan.files.checkpoints}: already trained to max_steps={recipe.train.max_steps}; nothing to do")
         return run_plan
     prepare(recipe, run_plan.files)
     launch(run_plan)

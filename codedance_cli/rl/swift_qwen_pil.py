@@ -14,6 +14,8 @@ are not supported. On GPU machines with torchvision, use the stock `qwen2_5_vl`.
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +36,30 @@ NAME = "codedance_qwen2_5_vl"
 
 
 class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
-    """Qwen2.5-VL processor with an image processor and a tokenizer only (its attributes come from this signature)."""
+    """Qwen2.5-VL processor with an image processor and a tokenizer only (its attributes come from this signature).
+
+    Checkpoints must stay loadable by the stock `AutoProcessor`, so saving writes the stock class name and
+    puts back the source model's processor files (with their video processor settings).
+    """
+
+    source_dir: Path | None = None
 
     def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: str | None = None, **kwargs: Any) -> None:
         super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+    def save_pretrained(self, save_directory: str | Path, *args: Any, **kwargs: Any) -> Any:
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        target = Path(save_directory)
+        for name in ("processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json"):
+            if self.source_dir is not None and (self.source_dir / name).is_file():
+                shutil.copyfile(self.source_dir / name, target / name)
+        tokenizer_config = target / "tokenizer_config.json"
+        if tokenizer_config.is_file():
+            data = json.loads(tokenizer_config.read_text())
+            if data.get("processor_class") == type(self).__name__:
+                data["processor_class"] = Qwen2_5_VLProcessor.__name__
+                tokenizer_config.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        return result
 
 
 class PilQwen2_5VLLoader(Qwen2_5VLLoader):
@@ -48,7 +70,9 @@ class PilQwen2_5VLLoader(Qwen2_5VLLoader):
         template_file = Path(model_dir) / "chat_template.jinja"
         chat_template = template_file.read_text() if template_file.is_file() else getattr(tokenizer, "chat_template", None)
         image_processor = Qwen2VLImageProcessorPil.from_pretrained(model_dir)
-        return ImageOnlyQwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template)
+        processor = ImageOnlyQwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template)
+        processor.source_dir = Path(model_dir)
+        return processor
 
 
 class PilQwen2_5VLTemplate(Qwen2_5VLTemplate):

@@ -64,13 +64,15 @@ class CodeDanceSandboxTool(BaseTool):
 
     async def create(self, instance_id: str | None = None, **kwargs: Any) -> tuple[str, ToolResponse]:
         instance_id = instance_id or uuid4().hex
-        self._instances[instance_id] = dict(kwargs.get("create_kwargs") or {})
+        self._instances[instance_id] = {"create_kwargs": dict(kwargs.get("create_kwargs") or {}), "key": None, "per_call": True}
         return instance_id, ToolResponse()
 
     async def execute(self, instance_id: str, parameters: dict[str, Any], **kwargs: Any) -> tuple[ToolResponse, float, dict]:
         agent_data = kwargs.get("agent_data")
-        create_kwargs = self._instances.get(instance_id, {})
+        instance = self._instances.setdefault(instance_id, {"create_kwargs": {}, "key": None, "per_call": True})
+        create_kwargs = instance["create_kwargs"]
         key = str(getattr(agent_data, "request_id", None) or create_kwargs.get("trajectory_id") or instance_id)
+        instance["key"], instance["per_call"] = key, agent_data is not None
         code = parameters.get("code") if isinstance(parameters, dict) else None
         if not isinstance(code, str) or not code.strip():
             obs = error_observation("BadToolCall", f"{TOOL_NAME} needs a non-empty string argument 'code'")
@@ -91,7 +93,11 @@ class CodeDanceSandboxTool(BaseTool):
         return 0.0
 
     async def release(self, instance_id: str, **kwargs: Any) -> None:
-        self._instances.pop(instance_id, None)
+        """Per-call release (verl's agent loop) keeps the session; a caller without agent_data, whose
+        instance spans the whole trajectory (create once, execute many), ends the session here."""
+        instance = self._instances.pop(instance_id, None)
+        if instance is not None and instance["key"] is not None and not instance["per_call"]:
+            await self.sessions.close_session(instance["key"])
 
     async def close(self) -> None:
         """Close every session and the sandbox (verl never calls this; tests and shutdown do)."""

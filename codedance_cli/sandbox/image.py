@@ -1,4 +1,4 @@
-"""Building the sandbox image: offline (debootstrap rootfs + `docker import`) or from the shipped Dockerfile.
+"""Building the sandbox image: offline (mmdebstrap/debootstrap rootfs + `docker import`) or from the shipped Dockerfile.
 
 Both paths label the image with the sha256 of the `worker.py` it contains, so a changed worker is rebuilt and
 an unchanged one costs nothing. The offline path is the one that works without a registry (this project's CI);
@@ -66,12 +66,12 @@ def image_size_mb(image: str) -> float:
 
 
 def choose_method(method: Method) -> Literal["rootfs", "dockerfile"]:
-    """auto: the offline path where it can run (root + debootstrap + a checkout), else the Dockerfile."""
+    """auto: the offline path where it can run (root + mmdebstrap/debootstrap + a checkout), else the Dockerfile."""
     if method != "auto":
         return method
     import os
 
-    if os.geteuid() == 0 and shutil.which("debootstrap") and ROOTFS_SCRIPT.is_file():
+    if os.geteuid() == 0 and (shutil.which("mmdebstrap") or shutil.which("debootstrap")) and ROOTFS_SCRIPT.is_file():
         return "rootfs"
     return "dockerfile"
 

@@ -185,7 +185,7 @@ class LocalSandbox(Sandbox):
     async def open_session(self, images: Sequence[InputImage] = ()) -> LocalSession:
         if self.closed:
             raise WorkerError("the sandbox is closed")
-        encoded = [encode_input_image(image) for image in images]
+        encoded = await asyncio.to_thread(lambda: [encode_input_image(image) for image in images])  # keep the loop free
         session = LocalSession(self, None, uuid.uuid4().hex[:16], encoded)  # type: ignore[arg-type]
         await self._place(session)
         return session

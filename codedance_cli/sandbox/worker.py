@@ -55,8 +55,16 @@ DEFAULT_LIMITS = {
     "max_output_chars": 8000,
     "max_images_per_cell": 8,
 }
+STDLIB_PRELOAD = (
+    "collections", "itertools", "functools", "math", "cmath", "statistics", "random", "re", "json", "csv", "string",
+    "textwrap", "heapq", "bisect", "copy", "pprint", "dataclasses", "typing", "enum", "glob", "pathlib", "tempfile",
+    "subprocess", "zlib", "gzip", "colorsys", "operator", "fractions", "decimal", "datetime", "time", "calendar",
+    "uuid", "urllib.request", "urllib.parse", "html", "difflib", "unicodedata", "contextlib", "numbers", "queue",
+    "threading", "concurrent.futures", "multiprocessing", "warnings", "logging", "argparse", "pickle", "shlex",
+)
 # CodeDance conventions for images going back to the model (see codedance-facts.md, "Execution").
 MIN_SIDE, UPSCALE_TO, MAX_ASPECT, FIGURE_DPI = 56, 112, 200, 150
+MAX_SENT_PIXELS = 16 << 20  # larger images are downscaled before sending (the loop resizes far below this anyway)
 CLONE_NS_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000, 0x00000080)
 BLOCKED_SYSCALLS = (
     "ptrace", "process_vm_readv", "process_vm_writev", "mount", "umount2", "unshare", "setns", "bpf", "keyctl",
@@ -133,7 +141,11 @@ def preload() -> list[str]:
     warnings = []
     import encodings.idna  # noqa: F401  lazily imported codecs fail after dropping root (0700 homes)
     import encodings.latin_1, encodings.ascii, encodings.utf_16, encodings.utf_32  # noqa: F401,E401
-    import collections, itertools, functools, math, statistics, random, re, json as _json  # noqa: F401,E401
+    for name in STDLIB_PRELOAD:  # stdlib under a 0700 home (pyenv as root) is unreadable after setuid
+        try:
+            __import__(name)
+        except Exception:  # noqa: BLE001 - trimmed interpreters
+            pass
     import numpy  # noqa: F401
     import PIL.Image
     import PIL.ImageChops, PIL.ImageDraw, PIL.ImageEnhance, PIL.ImageFilter, PIL.ImageFont, PIL.ImageOps  # noqa: F401,E401
@@ -316,9 +328,11 @@ class SessionRuntime:
 
     def capture_figure(self, figure) -> None:  # noqa: ANN001
         buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
-        self.captured.append(self.Image.open(io.BytesIO(buffer.getvalue())))
-        self.plt.close(figure)
+        try:
+            figure.savefig(buffer, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
+            self.add_encoded(buffer.getvalue())
+        finally:
+            self.plt.close(figure)
 
     def capture_open_figures(self) -> None:
         if self.plt is None:
@@ -347,25 +361,41 @@ class SessionRuntime:
             if before.get(path) == signature or (path in self.input_names and path not in before):
                 continue
             try:
-                image = self.Image.open(path)
-                image.load()
-                self.captured.append(image)
+                with open(path, "rb") as handle:
+                    self.add_encoded(handle.read())
             except Exception as exc:  # noqa: BLE001 - a half-written or non-image file
                 self.notes.append(f"saved file {path} could not be read as an image: {type(exc).__name__}")
+
+    def add_encoded(self, data: bytes) -> None:
+        """Encoded image bytes: a PNG that already meets the conventions is passed on as is (no decode/encode)."""
+        image = self.Image.open(io.BytesIO(data))
+        width, height = image.size
+        as_is = (
+            image.format == "PNG" and image.mode in ("RGB", "RGBA", "L", "LA") and min(width, height) >= MIN_SIDE
+            and max(width, height) <= MAX_ASPECT * min(width, height) and width * height <= MAX_SENT_PIXELS
+        )
+        if as_is:
+            image.verify()  # chunk CRCs, without decoding pixels
+            self.captured.append(data)
+        else:
+            image.load()
+            self.captured.append(image)
 
     def encode_captured(self) -> list[str]:
         encoded, seen = [], set()
         limit = int(self.limits["max_images_per_cell"])
+        size_counts: dict = {}
+        for image in self.captured:
+            size_counts[self._size_of(image)] = size_counts.get(self._size_of(image), 0) + 1
         for image in self.captured:
             try:
                 data = self._finalize_image(image)
+                # same pixels shown twice (saved and displayed): compare pixels only when sizes collide
+                digest = self._pixel_digest(data) if size_counts[self._size_of(image)] > 1 else hashlib.sha1(data).digest()
             except Exception as exc:  # noqa: BLE001
                 self.notes.append(f"an image could not be encoded: {type(exc).__name__}: {exc}")
                 continue
-            if data is None:
-                continue
-            digest = hashlib.sha1(data).digest()
-            if digest in seen:
+            if data is None or digest in seen:
                 continue
             seen.add(digest)
             if len(encoded) >= limit:
@@ -375,7 +405,18 @@ class SessionRuntime:
         self.captured = []
         return encoded
 
+    def _size_of(self, image) -> tuple[int, int]:  # noqa: ANN001
+        return self.Image.open(io.BytesIO(image)).size if isinstance(image, bytes) else image.size
+
+    def _pixel_digest(self, data: bytes | None) -> bytes:
+        if data is None:
+            return b""
+        image = self.Image.open(io.BytesIO(data))
+        return hashlib.sha1(f"{image.mode}{image.size}".encode() + image.tobytes()).digest()
+
     def _finalize_image(self, image) -> bytes | None:  # noqa: ANN001
+        if isinstance(image, bytes):
+            return image
         width, height = image.size
         if width * height > (self.Image.MAX_IMAGE_PIXELS or 1 << 62):
             self.notes.append(f"dropped a {width}x{height} image: too many pixels")
@@ -386,7 +427,11 @@ class SessionRuntime:
         if image.mode not in ("RGB", "RGBA", "L", "LA"):
             has_alpha = "A" in image.mode or "transparency" in image.info
             image = image.convert("RGBA" if has_alpha else "RGB")
-        if min(width, height) < MIN_SIDE:
+        if width * height > MAX_SENT_PIXELS:
+            scale = (MAX_SENT_PIXELS / (width * height)) ** 0.5
+            image = image.resize((max(1, int(width * scale)), max(1, int(height * scale))), self.Image.BILINEAR)
+            self.notes.append(f"a {width}x{height} image was downscaled to {image.size[0]}x{image.size[1]}")
+        elif min(width, height) < MIN_SIDE:
             scale = UPSCALE_TO / max(1, min(width, height))
             image = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), self.Image.BICUBIC)
         buffer = io.BytesIO()

@@ -26,7 +26,6 @@ from codedance_cli.rewards.matching import extract_answer
 from codedance_cli.trajectory.schema import Trajectory
 
 
-
 class HRBench4K(Benchmark):
     name = "hrbench_4k"
     description = "HR-Bench 4K: single- and cross-instance perception in 4K images (MC, A-D)."
@@ -36,8 +35,10 @@ class HRBench4K(Benchmark):
     file_stem = "hr_bench_4k"
 
     def load(self, path: Path) -> Iterator[Trajectory]:
-        file = path if path.is_file() else next(
-            (found for ext in (".tsv", ".parquet") for found in sorted(path.rglob(f"{self.file_stem}{ext}"))), None
+        file = (
+            path
+            if path.is_file()
+            else next((found for ext in (".tsv", ".parquet") for found in sorted(path.rglob(f"{self.file_stem}{ext}"))), None)
         )
         if file is None:
             raise BadInput(f"{path}: no {self.file_stem}.tsv or {self.file_stem}.parquet here")
