@@ -23,7 +23,7 @@ sandbox_uid=10001
 # Debian gives the interpreter, numpy 1.24, Pillow 9.4 and the seccomp binding. matplotlib and cv2 come as
 # manylinux wheels (no dependency resolution: the list is complete), because Debian's python3-matplotlib drags in
 # fonttools -> scipy -> pythran -> g++ (1.2 GB image) and python3-opencv ~190 packages.
-debian_packages=python3,python3-numpy,python3-pil,python3-seccomp
+debian_packages=python3,python3-numpy,python3-pil,python3-seccomp,libseccomp2
 wheels=(
   opencv-python-headless==4.11.0.86 pyseccomp==0.1.2
   matplotlib==3.9.4 contourpy==1.3.1 cycler==0.12.1 fonttools==4.55.3 kiwisolver==1.4.7

@@ -236,6 +236,17 @@ def test_samples_that_errored_are_retried_on_the_next_run(tmp_path, benchmark_di
     assert flaky.calls == 2 and flaky.failures == 0  # one answered the first time, then only the failed one again
 
 
+def test_a_model_that_never_answers_stops_the_run_early(tmp_path, benchmark_dirs):
+    from codedance_cli.errors import EngineFailed
+
+    recipe = load_recipe(write_recipe(tmp_path, {"chartqa": benchmark_dirs["chartqa"]}, mode="direct"), [])
+    scripted, _ = scripted_for(recipe, set(), with_code=False)
+    down = FlakyClient(scripted._by_question, failures=100)
+    with pytest.raises(EngineFailed, match=r"the first 3 sample\(s\) all failed, stopping; last error: ConnectionError: endpoint went away"):
+        run(recipe, client=down)
+    assert len((recipe.output_dir / "samples.jsonl").read_text().splitlines()) == 3  # logged, retried next time
+
+
 class CyclingClient:
     """A model double whose k-th call per question returns the k-th of a list of answers (sampling at temperature > 0)."""
 

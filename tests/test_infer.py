@@ -82,9 +82,12 @@ def test_infer_bad_inputs_name_what_is_wrong(red_png, images, model, sets, messa
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_infer_dry_run_names_the_backend(codedance, red_png):
-    result = codedance("infer", "--image", red_png, "q", "--model", "http://127.0.0.1:9/v1", "--dry-run")
-    assert result.returncode == 0 and "model: openai http://127.0.0.1:9/v1" in result.stdout
+def test_infer_dry_run_names_the_backend(red_png, capsys):
+    from codedance_cli.infer.run import run
+
+    recipe = with_model_override(load_recipe(REPO / "recipes/nano/infer.yaml", expect_stage="infer"), "http://127.0.0.1:9/v1")
+    assert run(recipe, dry_run=True, question="q", images=[red_png]) is None
+    assert "model: openai http://127.0.0.1:9/v1" in capsys.readouterr().out
 
 
 def test_model_override():

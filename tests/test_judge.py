@@ -115,8 +115,11 @@ def test_judge_serve_dry_run_prints_the_exact_command():
     assert "vllm serve Qwen/Qwen2.5-72B-Instruct" in first and "--port 19000" in first and "--tensor-parallel-size 8" in first
 
 
-def test_judge_serve_bad_recipe_is_one_line_exit_2(tmp_path):
+def test_judge_recipe_bad_port_names_the_field(tmp_path):
+    from codedance_cli.errors import BadInput
+    from codedance_cli.recipes import load_recipe
+
     recipe = tmp_path / "judge.yaml"
     recipe.write_text("stage: judge\nmodel: m\nport: 99999999\n")
-    result = subprocess.run([sys.executable, "-m", "codedance_cli", "judge", "serve", str(recipe)], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "port" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    with pytest.raises(BadInput, match="port"):
+        load_recipe(recipe, expect_stage="judge")

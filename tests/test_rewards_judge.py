@@ -27,7 +27,12 @@ def fresh_config():
 def test_open_answers_are_judged_over_http_round_robin(monkeypatch: pytest.MonkeyPatch) -> None:
     first, second = dog_judge(), dog_judge()
     monkeypatch.setenv("CODEDANCE_JUDGE_URL", f"{first.url},{second.url}")
-    solutions = ["<answer>a small dog</answer>", "<answer>a cat</answer>", "<answer>the family pet that barks at the mailman, a dog</answer>", "<answer>B</answer>"]
+    solutions = [
+        "<answer>a small dog</answer>",
+        "<answer>a cat</answer>",
+        "<answer>the family pet that barks at the mailman, a dog</answer>",
+        "<answer>B</answer>",
+    ]
     infos = [{"answer_type": "open", "question": "Which animal?"}] * 3 + [{"answer_type": "choice"}]
     results = compute_score_batch(["codedance"] * 4, solutions, ["dog", "dog", "dog", "A"], infos)
     assert [r["accuracy"] for r in results] == [1.0, 0.0, 1.0, 0.0]

@@ -125,7 +125,9 @@ def test_score_hard_item_successful_call_pays_and_easy_item_call_costs() -> None
     config = RewardConfig()
     hard = run(score_rollout(RolloutForReward(response, "42", "number", metadata={"pass_rate": 0.0}), config))
     easy = run(score_rollout(RolloutForReward(response, "42", "number", metadata={"pass_rate": 1.0}), config))
-    no_tool = run(score_rollout(RolloutForReward("<think>a</think><answer>42</answer>", "42", "number", metadata={"pass_rate": 1.0}), config))
+    no_tool = run(
+        score_rollout(RolloutForReward("<think>a</think><answer>42</answer>", "42", "number", metadata={"pass_rate": 1.0}), config)
+    )
     assert hard.score == pytest.approx(1.0 + 0.1 * 1.5)
     assert easy.score == pytest.approx(1.0 - 0.1 * (1 / 3))
     assert no_tool.score == pytest.approx(1.0)

@@ -40,7 +40,10 @@ def counting_items(count: int = 4) -> list[Trajectory]:
 
 @pytest.fixture
 def settings_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    settings = {"sandbox": {"backend": "local", "workers": 1, "timeout_s": 2}, "loop": {"prompt_version": "codedance-toolcall-v1", "max_turns": 4}}
+    settings = {
+        "sandbox": {"backend": "local", "workers": 1, "timeout_s": 2},
+        "loop": {"prompt_version": "codedance-toolcall-v1", "max_turns": 4},
+    }
     path = tmp_path / "rl_settings.json"
     path.write_text(json.dumps(settings))
     monkeypatch.setenv("CODEDANCE_RL_SETTINGS", str(path))
@@ -60,8 +63,12 @@ def _scripted_rollout(turns: dict[str, list[str]], tokenizer):
             position[request.uuid] = index + 1
             text = turns[request.uuid][index]
             ids = tokenizer.encode(text, add_special_tokens=False)
-            choice = ChatCompletionResponseChoice(index=0, message=ChatMessage(role="assistant", content=text), finish_reason="stop", token_ids=ids)
-            outputs.append(RolloutOutput(response=ChatCompletionResponse(model="scripted", choices=[choice], usage=UsageInfo(0, len(ids), len(ids)))))
+            choice = ChatCompletionResponseChoice(
+                index=0, message=ChatMessage(role="assistant", content=text), finish_reason="stop", token_ids=ids
+            )
+            outputs.append(
+                RolloutOutput(response=ChatCompletionResponse(model="scripted", choices=[choice], usage=UsageInfo(0, len(ids), len(ids))))
+            )
         return outputs
 
     return rollout
@@ -78,7 +85,10 @@ def test_scheduler_runs_code_in_sandbox_through_swift_multi_turn_driver(settings
     image = counting_items(3)[2].images[0]
     turns = {
         "solves": [
-            "<think>count</think>" + tool_call_text("import numpy as np\nred = (np.array(input_image)[:, :, 1] < 100)\nn = int(red.any(axis=0).sum() // 9)\nprint(n)"),
+            "<think>count</think>"
+            + tool_call_text(
+                "import numpy as np\nred = (np.array(input_image)[:, :, 1] < 100)\nn = int(red.any(axis=0).sum() // 9)\nprint(n)"
+            ),
             "<think>show it</think>" + tool_call_text("input_image.crop((0, 16, 48, 40))"),
             "<think>3 squares</think><answer>3</answer>",
         ],
@@ -111,6 +121,17 @@ def test_scheduler_runs_code_in_sandbox_through_swift_multi_turn_driver(settings
     assert direct.rollout_infos["num_turns"] == 1 and direct.rollout_infos["codedance_tool_failures"] == []
     assert scheduler.sessions.open_sessions == 0
 
+    # What GRPO then trains on: the scheduler's conversation (tool images included) encodes with the template.
+    import codedance_cli.rl.swift_plugin  # noqa: F401  (registers codedance_qwen2_5_vl)
+    from swift.model import get_processor
+    from swift.template import get_template
+
+    processor = get_processor(str(tiny_model_dir), model_type="codedance_qwen2_5_vl")
+    template = get_template(processor, template_type="codedance_qwen2_5_vl")
+    encoded = template.encode({"messages": solved.messages, "images": solved.rollout_infos["images"]})
+    assert encoded["image_grid_thw"].shape[0] == 2  # the input image and the crop the code showed
+    assert encoded["input_ids"].count(template.image_token_id) == int(encoded["image_grid_thw"].prod(dim=1).sum()) // 4
+
 
 def test_reward_plugin_scores_through_swift_reward_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from swift.rl_core.grpo_algorithm import compute_rewards_per_func
@@ -132,13 +153,22 @@ def test_reward_plugin_scores_through_swift_reward_code(tmp_path: Path, monkeypa
         def to_reward_row(self):
             return {"messages": self.messages, "rollout_infos": self.infos, **self.extra}
 
-    columns = {"solution": "3", "answer_type": "number", "choices": "[]", "question": "How many?", "metadata": '{"pass_rate": 0.0}', "data_source": "nano"}
+    columns = {
+        "solution": "3",
+        "answer_type": "number",
+        "choices": "[]",
+        "question": "How many?",
+        "metadata": '{"pass_rate": 0.0}',
+        "data_source": "nano",
+    }
     right = Sample(
         [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>a</think>" + tool_call_text("print(3)")},
          {"role": "user", "content": "<tool_response>\n3\n</tool_response>"}, {"role": "assistant", "content": "<think>b</think><answer>3</answer>"}],
         {"codedance_tool_failures": [False]}, columns,
     )  # fmt: skip
-    wrong = Sample([{"role": "user", "content": "q"}, {"role": "assistant", "content": "no tags 5"}], {"codedance_tool_failures": []}, columns)
+    wrong = Sample(
+        [{"role": "user", "content": "q"}, {"role": "assistant", "content": "no tags 5"}], {"codedance_tool_failures": []}, columns
+    )
     rewards = compute_rewards_per_func([right, wrong], [CodeDanceReward()], None, device="cpu")
     assert rewards[:, 0].tolist() == pytest.approx([1.0 + 0.1 * 1.5, -0.2])  # hard item: the working call pays
     logged = [json.loads(line) for line in (tmp_path / "rewards.jsonl").read_text().splitlines()]
@@ -164,5 +194,8 @@ def test_nano_recipe_trains_two_grpo_steps_on_cpu(tiny_model_dir: Path, tmp_path
     checkpoint = out / "checkpoints" / "checkpoint-2"
     assert (checkpoint / "model.safetensors").is_file() and (checkpoint / "trainer_state.json").is_file()
     assert (out / "data" / "train.jsonl").is_file() and (out / "reward.json").is_file()
+    assert (out / "last").resolve() == checkpoint.resolve()  # what eval / infer load next
+    processor_config = json.loads((checkpoint / "processor_config.json").read_text())
+    assert processor_config["processor_class"] == "Qwen2_5_VLProcessor" and "video_processor" in processor_config
     again = run_codedance("rl", NANO_RECIPE, "--set", f"model={tiny_model_dir}", "--set", f"dataset={items}", "--set", f"output_dir={out}")
     assert again.returncode == 0 and "nothing to do" in again.stdout  # a finished run is not trained past max_steps

@@ -13,7 +13,6 @@ pytest.importorskip("verl")
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.errors import ConfigCompositionException  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 
 from codedance_cli.recipes import load_recipe  # noqa: E402
 from codedance_cli.recipes.rl import RlRecipe  # noqa: E402
@@ -104,7 +103,12 @@ def test_reward_function_loads_and_scores_through_verl(paper_recipe: RlRecipe, t
         "<think>zoom</think><tool_call>{}</tool_call>user\n<tool_response>\nNameError: x\n</tool_response>\n"
         "assistant\n<think>ok</think><answer>B</answer>"
     )
-    extra_info = {"answer_type": "choice", "choices": ["cat", "dog"], "metadata": '{"difficulty": "hard"}', "codedance_tool_failures": [True]}
+    extra_info = {
+        "answer_type": "choice",
+        "choices": ["cat", "dog"],
+        "metadata": '{"difficulty": "hard"}',
+        "codedance_tool_failures": [True],
+    }
     result = asyncio.run(compute_score(data_source="codedance", solution_str=solution, ground_truth="B", extra_info=extra_info))
     assert result["accuracy"] == 1.0 and result["tool_calls"] == 1.0
     assert result["score"] == pytest.approx(1.0 + 0.1 * -0.25)  # turn term: c = [-0.5, 0], mean -0.25, beta 0.1
@@ -129,3 +133,27 @@ def test_recipe_rejects_unknown_engine_field(tmp_path: Path) -> None:
     result = run_codedance("rl", bad, "--dry-run")
     assert result.returncode == 2
     assert "n_gpu_per_node" in result.stderr and "n_gpus_per_node" in result.stderr
+
+
+def test_merge_command_parses_with_verl_model_merger(paper_recipe: RlRecipe, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from verl.model_merger.base_model_merger import parse_args
+
+    from codedance_cli.rl.finalize import verl_merge_command
+
+    files = RunFiles(paper_recipe.output_dir)
+    command = verl_merge_command(files, 40)
+    assert command[1:3] == ["-m", "verl.model_merger"]
+    monkeypatch.setattr(sys, "argv", ["verl.model_merger", *command[3:]])
+    args = parse_args()
+    assert (args.operation, args.backend) == ("merge", "fsdp")
+    assert args.local_dir == str(files.checkpoints / "global_step_40" / "actor")
+    assert args.target_dir == str(files.root / "merged" / "global_step_40")
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
+    missing = run_codedance("rl", REPO_ROOT / "recipes" / "nano" / "rl.yaml", "--set", f"output_dir={tmp_path}", "--set", "dataset=/nonexistent")
+    assert missing.returncode == 2 and missing.stderr.strip() == "error: dataset: /nonexistent does not exist (RL items in the trajectory format)"
+    fenced = run_codedance("rl", PAPER_RECIPE, "--dry-run", "--set", "loop.prompt_version=codedance-v1")
+    assert fenced.returncode == 2 and "loop.prompt_version" in fenced.stderr and len(fenced.stderr.strip().splitlines()) == 1

@@ -23,7 +23,11 @@ TIMEOUT_S = 2.0
 
 
 def make_tool() -> CodeDanceSandboxTool:
-    config = {"type": "native", "sandbox": {"backend": "local", "workers": 1, "timeout_s": TIMEOUT_S}, "prompt_version": "codedance-toolcall-v1"}
+    config = {
+        "type": "native",
+        "sandbox": {"backend": "local", "workers": 1, "timeout_s": TIMEOUT_S},
+        "prompt_version": "codedance-toolcall-v1",
+    }
     return CodeDanceSandboxTool(config, None)
 
 
@@ -115,7 +119,11 @@ def test_verl_hermes_parser_reads_our_tool_call_and_template_wraps_the_response(
     content, calls = asyncio.run(parser.extract_tool_calls(tokenizer.encode(turn, add_special_tokens=False), None))
     assert [call.name for call in calls] == ["execute_python_code"]
     assert json.loads(calls[0].arguments) == {"code": code} and content == "<think>measure</think>"
-    messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": content}, {"role": "tool", "content": "(80, 60)\n" + TOOL_RESPONSE_NUDGE}]
+    messages = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": content},
+        {"role": "tool", "content": "(80, 60)\n" + TOOL_RESPONSE_NUDGE},
+    ]
     rendered = tokenizer.apply_chat_template(messages, tokenize=False)
     assert "<tool_response>\n(80, 60)\n" + TOOL_RESPONSE_NUDGE + "\n</tool_response>" in rendered
 
@@ -139,12 +147,16 @@ def test_verl_tool_agent_loop_runs_our_tool_and_reward_end_to_end(tiny_model_dir
     from codedance_cli.rl.run_files import RunFiles
     from codedance_cli.rl.verl_engine import verl_overrides, write_verl_files
 
-    recipe = RlRecipe(model=str(tiny_model_dir), dataset=tmp_path / "items", output_dir=tmp_path / "run", sandbox={"workers": 1, "timeout_s": TIMEOUT_S})
+    recipe = RlRecipe(
+        model=str(tiny_model_dir), dataset=tmp_path / "items", output_dir=tmp_path / "run", sandbox={"workers": 1, "timeout_s": TIMEOUT_S}
+    )
     files = RunFiles(recipe.output_dir)
     write_verl_files(recipe, files)
     config_dir = str(Path(importlib.util.find_spec("verl").origin).parent / "trainer" / "config")
     with initialize_config_dir(config_dir=config_dir, version_base=None):
-        config = compose(config_name="ppo_trainer", overrides=verl_overrides(recipe, files) + ["actor_rollout_ref.rollout.response_length=4096"])
+        config = compose(
+            config_name="ppo_trainer", overrides=verl_overrides(recipe, files) + ["actor_rollout_ref.rollout.response_length=4096"]
+        )
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     turns = iter([
@@ -159,7 +171,9 @@ def test_verl_tool_agent_loop_runs_our_tool_and_reward_end_to_end(tiny_model_dir
 
     async def scenario():
         (tool,) = initialize_tools_from_config(str(files.tool_config))
-        agent = ToolAgentLoop(DictConfigWrap(config), ScriptedServer(), tokenizer, None, RLHFDataset, DictConfigWrap(config.data), tools=ToolListWrap([tool]))
+        agent = ToolAgentLoop(
+            DictConfigWrap(config), ScriptedServer(), tokenizer, None, RLHFDataset, DictConfigWrap(config.data), tools=ToolListWrap([tool])
+        )
         try:
             prompt = [{"role": "system", "content": system_prompt("codedance-toolcall-v1")}, {"role": "user", "content": "What is 6*7?"}]
             output = await agent.run({"temperature": 1.0}, raw_prompt=prompt, tools_kwargs={})

@@ -264,3 +264,29 @@ print('LEAK' in globals(), hasattr(builtins, 'LEAK_BUILTIN'), 'LEAK_ENV' in os.e
 """)
         later.close()
         assert check.stdout == "False False False False False False\n", check
+
+
+def test_no_privileges_left_in_the_session(cells):
+    observation = cells.run("""
+import ctypes, os
+status = dict(line.split(':', 1) for line in open('/proc/self/status').read().splitlines() if ':' in line)
+print(os.getuid() != 0, status['CapEff'].strip(), status['NoNewPrivs'].strip(), status['Seccomp'].strip())
+results = []
+for attempt in (lambda: os.setuid(0), lambda: os.chroot('/'), lambda: os.setsid()):
+    try:
+        attempt(); results.append('allowed')
+    except OSError as exc:
+        results.append(type(exc).__name__)
+libc = ctypes.CDLL(None, use_errno=True)
+results.append(libc.unshare(0x10000000 | 0x40000000))   # CLONE_NEWUSER | CLONE_NEWNET
+print(results)
+""")
+    lines = observation.stdout.splitlines()
+    assert lines[0] == "True 0000000000000000 1 2", observation
+    assert "allowed" not in lines[1] and lines[1].endswith("-1]"), observation
+
+
+def test_tampering_with_the_control_channel_is_contained(cells):
+    observation = cells.run("import os\nfor fd in range(3, 10):\n    try:\n        os.write(fd, b'\\xff' * 64)\n    except OSError:\n        pass")
+    assert observation.error_type in (None, "SandboxError"), observation
+    assert cells.run("print('usable')").stdout == "usable\n"

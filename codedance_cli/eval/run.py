@@ -34,6 +34,7 @@ from codedance_cli.trajectory.schema import Trajectory
 
 SAMPLES_FILE = "samples.jsonl"
 SETTINGS_FILE = "run.json"
+FAIL_FAST_SAMPLES = 8  # this many failed samples in a row at the start mean the model is unreachable
 
 
 def run(
@@ -259,14 +260,20 @@ def produce(
         console=console,
         transient=False,
     )
-    counts = {"correct_format": 0, "errors": 0}
+    counts = {"correct_format": 0, "errors": 0, "finished": 0}
     bar = progress.add_task(f"{recipe.mode} eval", total=pending, status="")
+    give_up_after = min(FAIL_FAST_SAMPLES, pending)
 
     def on_sample(record: SampleRecord) -> None:
         log.append(record)
+        counts["finished"] += 1
         counts["errors"] += record.trajectory.stop_reason == "error"
         counts["correct_format"] += record.trajectory.final_answer is not None
         progress.update(bar, advance=1, status=f"answered {counts['correct_format']}, errors {counts['errors']}")
+        if counts["finished"] == give_up_after and counts["errors"] == give_up_after:
+            # the model is not answering at all (endpoint down, model not loadable): stop instead of failing every sample
+            error = str(record.trajectory.metadata.get("error", "unknown error"))
+            raise EngineFailed(f"model: the first {give_up_after} sample(s) all failed, stopping; last error: {' '.join(error.split())[:300]}")
 
     async def go() -> None:
         try:

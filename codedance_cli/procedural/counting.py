@@ -125,7 +125,7 @@ class CountingFamily(TaskFamily):
         match = re.search(r"^[a-z ]+s: (\d+)\s*$", first, re.MULTILINE)
         if match is None:
             return None
-        if len(observations) > 1 and f"boxed " not in last_stdout(observations):
+        if len(observations) > 1 and "boxed " not in last_stdout(observations):
             return None
         return match.group(1)
 

@@ -144,7 +144,7 @@ class VisualSearchFamily(TaskFamily):
             family=self.name,
             variant="colour",
             images=[image],
-            question=f"A thin red ring marks one tiny square in this large image. What colour is that square? "
+            question="A thin red ring marks one tiny square in this large image. What colour is that square? "
             "Answer with the letter of the option.",
             ground_truth=letter,
             answer_type="choice",

@@ -35,12 +35,15 @@ class RewardConfig(RecipeModel):
     math_tool_wrong_bonus: float = Field(1.0, description="As tool_wrong_bonus, for math items.")
     redundancy_penalty: float = Field(1.0, description="T's cost of calls on easy items, scaled by (1 - difficulty).")
     redundancy_cap: int = Field(3, ge=1, description="Calls at which the redundancy cost saturates.")
-    default_difficulty: float = Field(0.5, ge=0.0, le=1.0, description="Difficulty of items whose metadata has neither difficulty nor pass_rate.")
+    default_difficulty: float = Field(
+        0.5, ge=0.0, le=1.0, description="Difficulty of items whose metadata has neither difficulty nor pass_rate."
+    )
     turn_weight: float = Field(0.1, description="beta: weight of the turn-level term mean(c_i) (the release's step_beta 0.1/0.2).")
     failed_call_penalty: float = Field(-0.5, description="s_i of a failed tool call (error, timeout, no output).")
     turn_discount: float = Field(0.2, description="gamma in c_i = s_i + gamma * c_{i+1}.")
     judge_endpoint: str | None = Field(
-        None, description="OpenAI-compatible base URL of the judge (codedance judge serve); env CODEDANCE_JUDGE_URL overrides. None: rules only."
+        None,
+        description="OpenAI-compatible base URL of the judge (codedance judge serve); env CODEDANCE_JUDGE_URL overrides. None: rules only.",
     )
     judge_model: str = Field("judge", description="Served model name of the judge.")
     judge_answer_types: list[str] = Field(
@@ -55,7 +58,9 @@ class TrainConfig(RecipeModel):
     learning_rate: float = Field(1e-6, description="Actor learning rate.")
     epochs: int = Field(2, description="Passes over the RL items.")
     max_steps: int | None = Field(None, description="Stop after this many optimizer steps (None: epochs decide).")
-    train_batch_size: int = Field(256, description="Prompts per GRPO step (verl data.train_batch_size; swift: per_device x devices x accumulation).")
+    train_batch_size: int = Field(
+        256, description="Prompts per GRPO step (verl data.train_batch_size; swift: per_device x devices x accumulation)."
+    )
     mini_batch_size: int = Field(256, description="Prompts per PPO mini-batch (verl ppo_mini_batch_size).")
     micro_batch_size_per_gpu: int = Field(4, description="Sequences per forward pass per GPU.")
     rollout_n: int = Field(8, description="Rollouts per prompt (GRPO group size; swift num_generations).")
@@ -108,7 +113,8 @@ class SwiftConfig(RecipeModel):
     logging_steps: int = Field(1, description="--logging_steps.")
     dataloader_num_workers: int = Field(0, description="--dataloader_num_workers.")
     image_max_pixels: int = Field(
-        1280 * 28 * 28, description="MAX_PIXELS for the stock qwen2_5_vl template (qwen_vl_utils); codedance_qwen2_5_vl uses the processor's own budget."
+        1280 * 28 * 28,
+        description="MAX_PIXELS for the stock qwen2_5_vl template (qwen_vl_utils); codedance_qwen2_5_vl uses the processor's own budget.",
     )
     extra_args: list[str] = Field(default_factory=list, description="Further `swift rlhf` arguments appended verbatim.")
 

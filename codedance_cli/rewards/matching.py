@@ -94,9 +94,7 @@ def parse_number(text: str) -> tuple[float, bool] | None:
     return None
 
 
-def numbers_match(
-    prediction: str, ground_truth: str, *, rel_tol: float = DEFAULT_REL_TOL, abs_tol: float = DEFAULT_ABS_TOL
-) -> bool:
+def numbers_match(prediction: str, ground_truth: str, *, rel_tol: float = DEFAULT_REL_TOL, abs_tol: float = DEFAULT_ABS_TOL) -> bool:
     """Equal within tolerance, ignoring units and thousands separators; 45% matches 0.45 and 45."""
     predicted = parse_number(prediction)
     expected = parse_number(ground_truth)
@@ -163,7 +161,9 @@ def texts_match(prediction: str, ground_truth: str) -> bool:
     return f" {expected} " in padded
 
 
-def answers_match(prediction: str | None, ground_truth: str | None, answer_type: str = "text", choices: Sequence[str] | None = None) -> bool:
+def answers_match(
+    prediction: str | None, ground_truth: str | None, answer_type: str = "text", choices: Sequence[str] | None = None
+) -> bool:
     """Is `prediction` the reference answer under the rules for `answer_type` (choice, number, text, open)?
 
     `prediction` may be a whole model message: the last `<answer>` (or `\\boxed{}`) is used.

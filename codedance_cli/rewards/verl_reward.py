@@ -93,5 +93,5 @@ def compute_score_batch(
 ) -> list[dict[str, float]]:
     """verl batch entry: one dict per sample, judge calls of the batch run concurrently."""
     config = load_reward_config(reward_config)
-    rollouts = [rollout_from_verl(*args) for args in zip(data_sources, solution_strs, ground_truths, extra_infos)]
+    rollouts = [rollout_from_verl(*args) for args in zip(data_sources, solution_strs, ground_truths, extra_infos, strict=True)]
     return [result.metrics() for result in score_many_sync(rollouts, config)]

@@ -6,6 +6,7 @@
 
 verl resumes from its own checkpoints (`trainer.resume_mode=auto`); ms-swift is
 given the newest `checkpoint-*` of the run with `--resume_from_checkpoint`.
+4. Point `output_dir/last` at the trained model (finalize.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from codedance_cli.errors import BadInput, EngineFailed
 from codedance_cli.recipes.rl import RlRecipe
+from codedance_cli.rl.finalize import latest_swift_checkpoint, latest_verl_step, link_last, verl_merge_command
 from codedance_cli.rl.run_files import RunFiles
 
 
@@ -51,18 +53,10 @@ def plan(recipe: RlRecipe) -> RlPlan:
     from codedance_cli.rl.swift_engine import swift_command, swift_env
 
     command = swift_command(recipe, files)
-    checkpoint = latest_checkpoint(files.checkpoints)
+    checkpoint = latest_swift_checkpoint(files.checkpoints)
     if checkpoint is not None:
         command += ["--resume_from_checkpoint", str(checkpoint)]
     return RlPlan("swift", command, swift_env(recipe, files), files)
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The highest-numbered `checkpoint-N` folder ms-swift wrote, if any."""
-    if not folder.is_dir():
-        return None
-    found = [(int(path.name.rsplit("-", 1)[1]), path) for path in folder.glob("checkpoint-*") if path.name.rsplit("-", 1)[1].isdigit()]
-    return max(found)[1] if found else None
 
 
 def checkpoint_step(checkpoint: Path) -> int:
@@ -75,7 +69,7 @@ def checkpoint_step(checkpoint: Path) -> int:
 
 def already_done(recipe: RlRecipe, files: RunFiles) -> bool:
     """True when a swift run already reached `train.max_steps` (resuming would train past it)."""
-    checkpoint = latest_checkpoint(files.checkpoints) if recipe.engine == "swift" else None
+    checkpoint = latest_swift_checkpoint(files.checkpoints) if recipe.engine == "swift" else None
     return checkpoint is not None and recipe.train.max_steps is not None and checkpoint_step(checkpoint) >= recipe.train.max_steps
 
 
@@ -110,20 +104,36 @@ def prepare(recipe: RlRecipe, files: RunFiles) -> None:
     write_swift_files(recipe, files)
 
 
-def launch(run_plan: RlPlan) -> None:
-    """Run the engine, echoing and logging its output; EngineFailed on a non-zero exit."""
-    log_path = run_plan.files.root / f"{run_plan.engine}.log"
-    env = {**os.environ, **run_plan.env}
-    with log_path.open("a") as log, subprocess.Popen(
-        run_plan.command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    ) as process:
+def launch(command: list[str], env: dict[str, str], log_path: Path, what: str) -> None:
+    """Run an engine command, echoing and logging its output; EngineFailed on a non-zero exit."""
+    with (
+        log_path.open("a") as log,
+        subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        ) as process,
+    ):
         assert process.stdout is not None
         for line in process.stdout:
             sys.stdout.write(line)
             log.write(line)
         code = process.wait()
     if code != 0:
-        raise EngineFailed(f"{run_plan.engine} exited with status {code}; full output in {log_path}")
+        raise EngineFailed(f"{what} exited with status {code}; full output in {log_path}")
+
+
+def finalize(run_plan: RlPlan) -> Path | None:
+    """Make `output_dir/last` the newest trained model (merging verl's FSDP shards first)."""
+    files = run_plan.files
+    if run_plan.engine == "swift":
+        checkpoint = latest_swift_checkpoint(files.checkpoints)
+        return link_last(files, checkpoint) if checkpoint is not None else None
+    step = latest_verl_step(files.checkpoints)
+    if step is None:
+        return None
+    merged = files.root / "merged" / f"global_step_{step}"
+    if not (merged / "config.json").is_file():
+        launch(verl_merge_command(files, step), {}, files.root / "verl_merge.log", "verl model merger")
+    return link_last(files, merged)
 
 
 def run(recipe: RlRecipe, *, dry_run: bool = False) -> RlPlan:
@@ -134,7 +144,11 @@ def run(recipe: RlRecipe, *, dry_run: bool = False) -> RlPlan:
         return run_plan
     if already_done(recipe, run_plan.files):
         print(f"{run_plan.files.checkpoints}: already trained to max_steps={recipe.train.max_steps}; nothing to do")
+        finalize(run_plan)
         return run_plan
     prepare(recipe, run_plan.files)
-    launch(run_plan)
+    launch(run_plan.command, run_plan.env, run_plan.files.root / f"{run_plan.engine}.log", run_plan.engine)
+    last = finalize(run_plan)
+    if last is not None:
+        print(f"trained model: {last} -> {last.resolve()}")
     return run_plan

@@ -4,7 +4,8 @@ Everything verl needs is derived from the recipe here, as plain hydra overrides
 (so `--dry-run` shows them and tests compose them against verl's own config):
 GRPO, n rollouts per prompt, the tool agent loop with our sandbox tool
 (`verl_tool_config.yaml`), our reward function with its `reward.json`, and the
-data exported by `export_verl`.
+data exported by `export_verl`. On a multi-node Ray cluster, `output_dir` must be
+on a filesystem every node sees (the tool YAML, reward.json and data are read there).
 """
 
 from __future__ import annotations

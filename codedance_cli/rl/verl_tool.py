@@ -36,6 +36,7 @@ from codedance_cli.rewards.verl_reward import TOOL_FAILURES_FIELD
 from codedance_cli.rl.sandbox_sessions import SandboxSessions, error_observation, observation_failed
 from codedance_cli.rl.tool_schema import tool_schema_dict
 
+
 def default_tool_schema() -> OpenAIFunctionToolSchema:
     """The function schema the model was trained on (codedance-toolcall-v1)."""
     return OpenAIFunctionToolSchema.model_validate(tool_schema_dict())

@@ -24,6 +24,7 @@ SANDBOX_MPLCONFIG = "/opt/codedance/matplotlib"
 ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/fonts", "/etc/localtime", "/etc/alternatives")
 # Session children setuid to these; the worker keeps only what it needs to create, drop to and kill them.
 WORKER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN")
+TMP_BYTES, SHM_BYTES, SESSIONS_BYTES = 1 << 30, 256 << 20, 4 << 30
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def _parents(path: str) -> list[str]:
     return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def bwrap_argv(bwrap: str, python: str, worker_file: str, session_dir: str, mpl_config_dir: str) -> list[str]:
+def bwrap_argv(bwrap: str, python: str, worker_file: str, mpl_config_dir: str) -> list[str]:
     """bwrap command line for one worker (see module docstring for what is visible)."""
     argv = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     argv += ["--hostname", "sandbox", "--die-with-parent", "--new-session", "--clearenv"]
@@ -111,7 +112,9 @@ def bwrap_argv(bwrap: str, python: str, worker_file: str, session_dir: str, mpl_
     argv += ["--perms", "0755", "--dir", "/etc"]
     for path in ETC_FILES:
         argv += ["--ro-bind-try", path, path]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"]
+    # sized tmpfs: a session filling /tmp hits ENOSPC instead of eating the host's memory
+    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
+             "--perms", "1777", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]
     made = {"/", "/usr", "/tmp", "/dev", "/proc", "/etc", "/opt"}
     roots = python_roots(python)
     for root in roots:
@@ -123,7 +126,8 @@ def bwrap_argv(bwrap: str, python: str, worker_file: str, session_dir: str, mpl_
     argv += ["--perms", "0755", "--dir", "/opt", "--perms", "0755", "--dir", "/opt/codedance"]
     argv += ["--ro-bind", worker_file, SANDBOX_WORKER]
     argv += ["--bind", mpl_config_dir, SANDBOX_MPLCONFIG]
-    argv += ["--bind", session_dir, SANDBOX_SESSIONS, "--chdir", SANDBOX_SESSIONS]
+    # the session area is the worker's own tmpfs: it vanishes with the sandbox even if nobody cleans up
+    argv += ["--perms", "0711", "--size", str(SESSIONS_BYTES), "--tmpfs", SANDBOX_SESSIONS, "--chdir", SANDBOX_SESSIONS]
     for key, value in worker_env(SANDBOX_MPLCONFIG).items():
         argv += ["--setenv", key, value]
     return argv + ["--", python, "-I", SANDBOX_WORKER, "--session-root", SANDBOX_SESSIONS]
@@ -132,12 +136,15 @@ def bwrap_argv(bwrap: str, python: str, worker_file: str, session_dir: str, mpl_
 def launch_plan(
     python: str, session_dir: str, mpl_config_dir: str, uid_base: int, use_bwrap: bool, use_seccomp: bool
 ) -> WorkerLaunch:
-    """How to start a worker here: inside bwrap when possible, else a plain subprocess (warned once)."""
+    """How to start a worker here: inside bwrap when possible, else a plain subprocess (warned once).
+
+    `session_dir` (a host directory) is used only without bwrap; inside bwrap sessions live on a private tmpfs.
+    """
     worker_file = str(Path(__file__).with_name("worker.py"))
     extra = ["--uid-base", str(uid_base), "--uid-count", "1000"] + ([] if use_seccomp else ["--no-seccomp"])
     bwrap = bwrap_usable() if use_bwrap else None
     if bwrap is not None:
-        argv = bwrap_argv(bwrap, python, worker_file, session_dir, mpl_config_dir) + extra
+        argv = bwrap_argv(bwrap, python, worker_file, mpl_config_dir) + extra
         return WorkerLaunch(argv=argv, env={}, cwd="/", isolated=True)
     if use_bwrap:
         _warn_once("bubblewrap is unavailable: local workers run without filesystem/network/pid namespaces "

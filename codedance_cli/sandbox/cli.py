@@ -21,12 +21,12 @@ def run(
 ) -> None:
     """Execute SCRIPT in a fresh session and print the observation; produced images are saved as PNG files."""
     from codedance_cli.errors import BadInput
-    from codedance_cli.recipes.common import SandboxConfig
+    from codedance_cli.recipes.common import DockerSandboxConfig, SandboxConfig
     from codedance_cli.sandbox.by_hand import report, run_script, save_images
 
     if backend not in ("local", "docker"):
         raise BadInput(f"--backend: expected local or docker, got {backend!r}")
-    config = SandboxConfig(backend=backend, workers=1, timeout_s=timeout)
+    config = SandboxConfig(backend=backend, workers=1, timeout_s=timeout, docker=DockerSandboxConfig(pool_size=1))
     observation = run_script(script, list(image or []), config)
     report(observation, save_images(observation, out), as_json)
     if not observation.ok:

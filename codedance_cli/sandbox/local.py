@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 120.0  # cold imports on a busy 2-core machine can take several seconds
 GRACE_S = 10.0  # beyond the cell timeout, before we decide the worker itself hangs
-_worker_serial = itertools.count(os.getpid() % 50)
+_worker_serial = itertools.count(1)
 
 
 def matplotlib_cache_dir() -> Path:
@@ -69,8 +70,9 @@ class LocalWorker:
         return self.client is not None and self.client.alive and self.opened < self.config.sessions_per_worker
 
     async def start(self) -> None:
-        # uids are unique per live worker so that sessions of different workers can never signal each other
-        uid_base = 100_000 + (self.serial % 500) * 1000
+        # a random block of 1000 uids per worker: sessions of different workers (or of another orchestrator on
+        # the same host) never share a uid, so they can neither signal each other nor read each other's files
+        uid_base = 200_000 + secrets.randbelow(2_000_000) * 1000
         plan = launch_plan(self.python, self.session_dir, str(matplotlib_cache_dir()), uid_base,
                            self.config.use_bwrap, self.config.use_seccomp)
         self.process = await asyncio.create_subprocess_exec(

@@ -679,7 +679,12 @@ class Worker:
             busy = [s.deadline for s in self.sessions.values() if s.phase == "busy"]
             timeout = max(0.0, min(busy) - time.monotonic()) if busy else None
             for key, _ in self.selector.select(timeout):
-                key.data(key.fileobj if isinstance(key.fileobj, int) else key.fileobj.fileno())
+                if self.selector.get_map().get(key.fd) is not key:
+                    continue  # unregistered (maybe its fd number reused) by an earlier callback of this batch
+                try:
+                    key.data(key.fd)
+                except Exception:  # noqa: BLE001 - a bug here must not take every session of this worker down
+                    traceback.print_exc()
             now = time.monotonic()
             for session in list(self.sessions.values()):
                 if session.phase == "busy" and now >= session.deadline:
@@ -811,6 +816,8 @@ class Worker:
         session.pipes.pop(fd, None)
 
     def on_ctrl(self, session: Session) -> None:
+        if session.ctrl is None:
+            return
         try:
             data = session.ctrl.recv(1 << 20)
         except (BlockingIOError, InterruptedError):
@@ -824,13 +831,26 @@ class Worker:
             return
         try:
             frames = session.frames.feed(data)
-        except ValueError:
-            frames = [{"error_type": "SandboxError", "error": "the session sent a malformed result", "images": [], "notes": []}]
+        except ValueError:  # the cell wrote garbage on the control fd: the channel is unusable, restart clean
+            self.restart_after_garbage(session)
+            return
         for frame in frames:
             if session.phase == "starting":
                 self.on_child_ready(session, frame)
             elif session.phase == "busy":
                 self.finish_cell(session, frame)
+
+    def restart_after_garbage(self, session: Session) -> None:
+        self.stop_child(session)
+        if session.phase == "starting":
+            if session.open_request is not None:
+                self.fail_open(session, "the session process sent a malformed frame while starting")
+            return
+        if session.phase == "busy":
+            self.finish_cell(session, {}, error_type="SandboxError", error=(
+                "the cell wrote to the sandbox's control channel; the session restarted: variables from earlier cells "
+                "are lost, files in the working directory are kept"))
+        self.start_child(session)
 
     def on_child_ready(self, session: Session, frame: dict) -> None:
         if not frame.get("ready"):
@@ -900,6 +920,8 @@ class Worker:
         self.start_child(session)
 
     def on_child_exit(self, session: Session) -> None:
+        if not session.pid:
+            return
         status = self.reap(session)
         description = describe_exit(status)
         if session.phase == "starting" and session.open_request is not None:
@@ -927,6 +949,8 @@ class Worker:
             self.start_child(session)
 
     def reap(self, session: Session) -> int:
+        if not session.pid:
+            return 0
         try:
             _, status = os.waitpid(session.pid, 0)
         except ChildProcessError:

@@ -99,7 +99,7 @@ def _reasoning_of(turn: Turn, version: str | None) -> str:
 
 
 def _observation(obs: Observation) -> str:
-    parts = ['<div class="obs"><b>Observation</b>']
+    parts = ['<div class="obs"><div><b>Observation</b></div>']
     if obs.stdout.strip():
         parts.append(f"<pre>{_esc(obs.stdout)}</pre>")
     if obs.error_type or obs.timed_out:

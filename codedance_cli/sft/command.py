@@ -1,0 +1,112 @@
+"""The `swift sft` command line and environment for an SFT recipe (pure: no side effects, easy to test).
+
+Argument names are ms-swift 4's (`swift/arguments/` in the installed package): e.g. `--tuner_type`
+(not the older `--train_type`), `--freeze_vit`, `--freeze_aligner`, `--deepspeed zero3`.
+Multi-GPU and multi-node go through the environment variables `swift` reads before it
+re-launches itself under torchrun: NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT.
+Qwen's vision utilities read the per-image pixel budget from MAX_PIXELS / MIN_PIXELS.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from codedance_cli.errors import BadInput
+from codedance_cli.recipes.sft import SftRecipe
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def resolve_model(model: str) -> str:
+    """A local folder (must hold config.json) as an absolute path, or a hub id left as is; else BadInput."""
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise BadInput(f"model {model!r}: {path.resolve()} has no config.json (not a transformers model folder)")
+        return str(path.resolve())
+    if HUB_ID.match(model) and not model.startswith("."):
+        return model  # ms-swift downloads it (needs network and a hub)
+    raise BadInput(f"model {model!r}: no such folder, and not a hub id of the form org/name")
+
+
+def swift_launcher(recipe: SftRecipe) -> str:
+    """The `swift` executable: on PATH, or beside this Python (a venv's bin/ that is not on PATH)."""
+    found = shutil.which(recipe.swift_command)
+    if found:
+        return found
+    beside = Path(sys.executable).with_name(recipe.swift_command)
+    if beside.exists():
+        return str(beside)
+    raise BadInput(f"swift_command {recipe.swift_command!r} not found: install ms-swift (pip install -e '.[train]')")
+
+
+def swift_env(recipe: SftRecipe) -> dict[str, str]:
+    """Environment variables the run needs on top of the caller's."""
+    dist = recipe.distributed
+    env: dict[str, str] = {"MAX_PIXELS": str(recipe.max_pixels)}
+    if recipe.min_pixels is not None:
+        env["MIN_PIXELS"] = str(recipe.min_pixels)
+    if dist.nproc_per_node > 1 or dist.nnodes > 1:
+        env.update(NPROC_PER_NODE=str(dist.nproc_per_node), NNODES=str(dist.nnodes), NODE_RANK=str(dist.node_rank),
+                   MASTER_ADDR=dist.master_addr, MASTER_PORT=str(dist.master_port))
+    if dist.cuda_visible_devices is not None:
+        env["CUDA_VISIBLE_DEVICES"] = dist.cuda_visible_devices
+    env.update(recipe.env)
+    return env
+
+
+def swift_args(recipe: SftRecipe, model: str, dataset_jsonl: Path, launcher: str = "swift") -> list[str]:
+    """The full argv of `swift sft` for `recipe`, training on `dataset_jsonl`."""
+    train, parts = recipe.train, recipe.parts
+    argv = [
+        launcher, "sft",
+        "--model", model,
+        "--model_type", recipe.model_type,
+        "--template", recipe.template,
+        "--dataset", str(dataset_jsonl),
+        "--split_dataset_ratio", "0",
+        "--tuner_type", parts.tuner_type,
+        "--freeze_vit", _flag(parts.freeze_vit),
+        "--freeze_aligner", _flag(parts.freeze_aligner),
+        "--freeze_llm", _flag(parts.freeze_llm),
+        "--torch_dtype", train.torch_dtype,
+        "--learning_rate", repr(train.learning_rate),
+        "--num_train_epochs", repr(train.num_train_epochs),
+        "--per_device_train_batch_size", str(train.per_device_train_batch_size),
+        "--gradient_accumulation_steps", str(train.gradient_accumulation_steps),
+        "--warmup_ratio", repr(train.warmup_ratio),
+        "--lr_scheduler_type", train.lr_scheduler_type,
+        "--weight_decay", repr(train.weight_decay),
+        "--max_grad_norm", repr(train.max_grad_norm),
+        "--max_length", str(train.max_length),
+        "--max_pixels", str(recipe.max_pixels),
+        "--gradient_checkpointing", _flag(train.gradient_checkpointing),
+        "--seed", str(train.seed),
+        "--dataloader_num_workers", str(train.dataloader_num_workers),
+        "--dataset_num_proc", str(train.dataset_num_proc),
+        "--logging_steps", str(train.logging_steps),
+        "--save_steps", str(train.save_steps),
+        "--save_only_model", _flag(train.save_only_model),
+        "--report_to", train.report_to,
+        "--output_dir", str(Path(recipe.output_dir).resolve()),
+        "--add_version", "false",
+    ]
+    if train.max_steps is not None:
+        argv += ["--max_steps", str(train.max_steps)]
+    if train.save_total_limit is not None:
+        argv += ["--save_total_limit", str(train.save_total_limit)]
+    if train.deepspeed != "none":
+        argv += ["--deepspeed", train.deepspeed]
+    if train.attn_impl != "auto":
+        argv += ["--attn_impl", train.attn_impl]
+    if parts.tuner_type == "lora":
+        argv += ["--lora_rank", str(parts.lora_rank), "--lora_alpha", str(parts.lora_alpha),
+                 "--target_modules", *parts.target_modules]
+    return argv + list(recipe.extra_args)
