@@ -70,9 +70,7 @@ async def replay(path: Path, n: int, concurrency: int, sandbox_config: SandboxCo
                 failed += 1
                 reasons[reason.split(":")[0]] = reasons.get(reason.split(":")[0], 0) + 1
         seconds = time.perf_counter() - started
-    # workers (and the session children they reaped) count once they exit, i.e. after the sandbox closed;
-    # their start-up imports are included, which makes the CPU figure slightly pessimistic
-    cpu = _cpu_seconds() - cpu_before
+        cpu = _cpu_seconds() - cpu_before  # before close: the workers are still alive to be read
     n = ok + failed
     return {"n": n, "reproduced": ok, "differed": failed, "reasons": reasons, "seconds": round(seconds, 2),
             "per_s": round(n / seconds, 2), "cpu_ms_per_traj": round(1000 * cpu / n, 1),
@@ -80,9 +78,36 @@ async def replay(path: Path, n: int, concurrency: int, sandbox_config: SandboxCo
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process plus every reaped child (sandbox workers, their session processes, bwrap)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    """CPU time of this process, its reaped children, and all its live descendants (each with what it reaped).
+
+    Sandbox sessions are forked and reaped by the workers, so a worker's cutime/cstime holds them; a
+    load-independent measure of the work, unlike wall-clock time on a shared machine.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        times[pid] = sum(int(v) for v in fields[11:15]) / tick  # utime, stime, cutime, cstime
+    mine = {os.getpid()}
+    changed = True
+    while changed:
+        changed = False
+        for pid, parent in parents.items():
+            if parent in mine and pid not in mine:
+                mine.add(pid)
+                changed = True
+    own, reaped = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    # reaped children (e.g. workers recycled after sessions_per_worker) no longer show in /proc
+    finished = reaped.ru_utime + reaped.ru_stime + own.ru_utime + own.ru_stime
+    return finished + sum(times.get(pid, 0.0) for pid in mine if pid != os.getpid())
 
 
 def main() -> None:

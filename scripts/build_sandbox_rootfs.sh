@@ -135,4 +135,7 @@ docker commit \
   "$cid" "$image" >/dev/null
 new_id=$(docker image inspect --format '{{.Id}}' "$image")
 if [[ -n $old_id && $old_id != "$new_id" ]]; then docker image rm "$old_id" >/dev/null 2>&1 || true; fi
+# Base layers of earlier recipes are dead weight (~400 MB each); images still using them keep them alive.
+docker images --format '{{.Repository}}:{{.Tag}}' codedance-sandbox-base | grep -v ":${base_hash:0:12}\$" \
+  | xargs -r docker image rm >/dev/null 2>&1 || true
 log "built $image"

@@ -125,3 +125,34 @@ def test_nano_filter_with_the_tiny_model(solved: Path, tmp_path: Path, tiny_mode
 def test_filter_bad_input_is_one_line(tmp_path: Path) -> None:
     result = run_codedance("filter", "recipes/nano/filter.yaml", "--set", f"input.path={tmp_path / 'missing'}")
     assert result.returncode == 2 and "input.path" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_weak_sampling_through_the_loop(solved: Path, tmp_path: Path) -> None:
+    """weak_mode: loop — the weak model runs code in the real sandbox; solving every time makes an item trivial."""
+    from codedance_cli.filter.run import run
+    from codedance_cli.procedural.solve import answer_turn_text, code_turn_text
+    from test_synth import assistant_turns
+
+    base = read_trajectories(solved)[:2]
+    write_trajectories(tmp_path / "input", base)
+    solver = {t.question: t for t in base[:1]}
+
+    def respond(body: dict) -> str:
+        task = solver.get(user_text(body).split("\nOptions:")[0])
+        if task is None:
+            return "<think>guess</think><answer>no idea</answer>"
+        code_turns = [t for t in task.turns if t.code]
+        turn = assistant_turns(body)
+        if turn < len(code_turns):
+            return code_turn_text("replay", code_turns[turn].code)
+        return answer_turn_text("done", task.ground_truth)
+
+    with ReplayServer(respond) as server:
+        recipe = FilterRecipe.model_validate({
+            "stage": "filter", "input": {"path": str(tmp_path / "input")}, "output": str(tmp_path / "out"), "reexecute": False,
+            "weak_model": {"endpoint": server.url, "served_name": "weak"}, "weak_mode": "loop", "samples_per_item": 2,
+            "loop": {"max_turns": 4},
+        })
+        report = run(recipe, json_output=True)
+        assert any("```python" in m["content"] for b in server.requests for m in b["messages"] if m["role"] == "assistant")
+    assert report is not None and report.dropped == {"trivial": 1} and report.difficulty == {"hard": 1}

@@ -114,6 +114,23 @@ def test_judge_client_named_judge_finds_the_pinned_model(judge_server, tmp_path)
     assert len(judge.cache) == sum(v.correct is not None for v in verdicts)
 
 
+def test_infer_against_the_served_endpoint(judge_server, tmp_path, capsys):
+    """`codedance infer --model URL`: the whole loop over real HTTP (a text model ignores the image parts)."""
+    from PIL import Image
+
+    from codedance_cli.infer.run import run, with_model_override
+    from codedance_cli.recipes import load_recipe
+
+    _, exports = judge_server
+    image = tmp_path / "in.png"
+    Image.new("RGB", (64, 48), "red").save(image)
+    recipe = load_recipe(REPO / "recipes/nano/infer.yaml", ["loop.max_turns=2", "loop.max_new_tokens=5", f"output_dir={tmp_path}"], expect_stage="infer")
+    trajectory = run(with_model_override(recipe, exports["CODEDANCE_JUDGE_URL"]), question="What color?", images=[image], as_json=True)
+    assert trajectory.turns and trajectory.turns[0].prompt_tokens > 100 and trajectory.turns[0].completion_tokens <= 5
+    assert trajectory.stop_reason in ("answer", "no_code", "max_tokens", "max_turns", "repeated_failure")
+    assert json.loads(capsys.readouterr().out)["task_id"] == trajectory.task_id
+
+
 def test_ctrl_c_stops_the_server_cleanly(judge_server):
     process, exports = judge_server
     url = exports["CODEDANCE_JUDGE_URL"]

@@ -171,3 +171,47 @@ def test_run_many_bounds_concurrency_and_returns_every_task(on_loop):
     assert all(t.final_answer == str(int(t.task_id[1:]) * 2) for t in results)
     assert all(t.turns[0].observation.stdout == f"{int(t.task_id[1:]) * 2}\n" for t in results)
     assert client.max_in_flight == 3
+
+
+class CountingSandbox:
+    """The real sandbox with open/close counted: every session the loop opens must be closed."""
+
+    def __init__(self, inner):
+        self.inner, self.opened, self.closed = inner, 0, 0
+
+    async def open_session(self, images=()):
+        session = await self.inner.open_session(images)
+        self.opened += 1
+        outer = self
+        original_close = session.close
+
+        async def close():
+            outer.closed += 1
+            await original_close()
+
+        session.close = close
+        return session
+
+
+def test_sessions_are_prefetched_and_always_closed(on_loop):
+    tasks = [Trajectory(task_id=f"c{i}", question=f"count {i}", images=[dots_image()]) for i in range(5)]
+    scripts = {
+        "c0": ["<answer>direct</answer>"],  # prefetched session never used
+        "c1": ["```python\nprint(1)\n```", "<answer>1</answer>"],
+        "c2": ["```python\n1/0\n```"] * 3,  # repeated failure
+        "c3": ["```python\nprint(3)\n```"],  # script runs out: stop_reason error
+        "c4": ["no code, no answer"],
+    }
+    client = ScriptedClient.for_tasks(tasks, scripts, latency_s=0.02)
+
+    async def go(sandbox):
+        counting = CountingSandbox(sandbox)
+        results = [t async for t in run_many(tasks, client, counting, LoopConfig(concurrency=5))]
+        single = await run_trajectory(tasks[1], client, counting, LoopConfig(), prefetch_session=False)
+        return counting, results, single
+
+    counting, results, single = on_loop(go)
+    reasons = {t.task_id: t.stop_reason for t in results}
+    assert reasons == {"c0": "answer", "c1": "answer", "c2": "repeated_failure", "c3": "error", "c4": "no_code"}
+    assert single.final_answer == "1" and single.metadata["loop"]["tool_s"] > 0
+    assert counting.opened == counting.closed == 6

@@ -90,6 +90,7 @@ def test_sequence_tool_incentive(calls: int, failed: int, correct: bool, difficu
         ({"difficulty": 1.7}, 1.0),
         ({"pass_rate": 0.25}, 0.75),
         ({"difficulty": "0.2", "pass_rate": 0.9}, 0.2),
+        ({"difficulty": "hard", "pass_rate": 0.1}, 0.9),  # what the filter writes: the pass rate is finer than the label
         ({}, 0.5),
         (None, 0.5),
     ],

@@ -153,7 +153,12 @@ def test_merge_command_parses_with_verl_model_merger(paper_recipe: RlRecipe, mon
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
-    missing = run_codedance("rl", REPO_ROOT / "recipes" / "nano" / "rl.yaml", "--set", f"output_dir={tmp_path}", "--set", "dataset=/nonexistent")
-    assert missing.returncode == 2 and missing.stderr.strip() == "error: dataset: /nonexistent does not exist (RL items in the trajectory format)"
+    missing = run_codedance(
+        "rl", REPO_ROOT / "recipes" / "nano" / "rl.yaml", "--set", f"output_dir={tmp_path}", "--set", "dataset=/nonexistent"
+    )
+    assert (
+        missing.returncode == 2
+        and missing.stderr.strip() == "error: dataset: /nonexistent does not exist (RL items in the trajectory format)"
+    )
     fenced = run_codedance("rl", PAPER_RECIPE, "--dry-run", "--set", "loop.prompt_version=codedance-v1")
     assert fenced.returncode == 2 and "loop.prompt_version" in fenced.stderr and len(fenced.stderr.strip().splitlines()) == 1

@@ -220,3 +220,46 @@ def test_gvisor_runtime_runs_a_cell(docker_image: str) -> None:
     release, network = observation.stdout.split()
     assert release == "4.4.0"  # gVisor's user-space kernel, not the host's
     assert network == "PermissionError" and len(observation.images) == 1
+
+
+def test_a_container_that_stops_answering_is_replaced(docker_image: str, monkeypatch) -> None:
+    from codedance_cli.sandbox import docker_backend
+
+    monkeypatch.setattr(docker_backend, "GRACE_S", 1.0)
+
+    async def scenario():
+        async with DockerSandbox(sandbox_config()) as sandbox:
+            session = await sandbox.open_session()
+            frozen = session.container.container.id
+            docker_api().containers.get(frozen).pause()  # the worker can no longer answer
+            hung = await session.run("print(1)", timeout_s=1)
+            await asyncio.gather(*sandbox.retiring)
+            after = await session.run("print('fresh')")
+            await session.close()
+        return frozen, hung, after
+
+    frozen, hung, after = asyncio.run(scenario())
+    assert hung.error_type == "SandboxError" and "stopped answering" in hung.error
+    assert after.ok and after.stdout == "fresh\n" and RESTARTED_NOTE in after.stderr
+    assert not docker_api().containers.list(all=True, filters={"id": frozen})
+
+
+def test_a_missing_image_is_one_clear_error(docker_image: str) -> None:
+    from codedance_cli.sandbox.protocol import WorkerError
+
+    async def scenario() -> None:
+        async with DockerSandbox(sandbox_config(image="codedance-sandbox:no-such-tag")) as sandbox:
+            await sandbox.open_session()
+
+    with pytest.raises(WorkerError, match="build-image"):
+        asyncio.run(scenario())
+
+
+def test_dockerfile_and_offline_build_share_the_layout_the_backend_expects(repo_root) -> None:
+    from codedance_cli.sandbox.docker_container import MPL_CACHE_IN_IMAGE, WORKER_IN_IMAGE
+
+    dockerfile = (repo_root / "docker" / "sandbox" / "Dockerfile").read_text()
+    script = (repo_root / "scripts" / "build_sandbox_rootfs.sh").read_text()
+    for text in (dockerfile, script):
+        assert WORKER_IN_IMAGE in text and MPL_CACHE_IN_IMAGE in text
+    assert "COPY worker.py" in dockerfile and "opencv-python-headless" in dockerfile and "pyseccomp" in dockerfile

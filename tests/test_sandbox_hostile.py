@@ -19,6 +19,7 @@ import pytest
 from codedance_cli.recipes.common import SandboxConfig
 from codedance_cli.sandbox import create_sandbox
 
+pytestmark = pytest.mark.timeout(180)  # a hang fails fast instead of eating the suite's budget
 SECRET_NAME, SECRET_VALUE = "CODEDANCE_HOSTILE_TEST_SECRET", "s3cr3t-" + uuid.uuid4().hex
 CONFIG = dict(workers=2, timeout_s=3, cpu_s=10, memory_mb=1024, file_size_mb=16, max_open_files=128,
               max_processes=32, max_output_chars=2000)
@@ -35,6 +36,10 @@ def loop():
 def backend(request, loop):
     if request.param == "docker" and importlib.util.find_spec("codedance_cli.sandbox.docker_backend") is None:
         pytest.skip("the Docker backend module does not exist yet")
+    if request.param == "docker":
+        from codedance_cli.sandbox.image import build_image
+
+        build_image()  # starts dockerd if none answers; builds the image if missing or stale (cached: < 1 s)
     os.environ[SECRET_NAME] = SECRET_VALUE  # the orchestrator's environment must not reach the code
     sandbox = create_sandbox(SandboxConfig(backend=request.param, **CONFIG))
     if hasattr(sandbox, "start"):
@@ -152,6 +157,11 @@ try:
     urllib.request.urlopen('http://127.0.0.1:{port}/', timeout=2); results.append('http')
 except Exception as exc:
     results.append(type(exc).__name__)
+for path in ('/var/run/docker.sock', '/run/containerd/containerd.sock'):   # host daemons on unix sockets
+    try:
+        s = socket.socket(socket.AF_UNIX); s.settimeout(2); s.connect(path); results.append('connected')
+    except OSError as exc:
+        results.append(type(exc).__name__)
 print(results)
 """
     observation = cells.run(code)

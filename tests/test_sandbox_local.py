@@ -7,7 +7,6 @@ import io
 import json
 import time
 
-import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -18,6 +17,7 @@ from codedance_cli.sandbox import create_sandbox
 from codedance_cli.sandbox.local import LocalSandbox
 from codedance_cli.trajectory.schema import decode_image
 
+pytestmark = pytest.mark.timeout(180)  # a hang fails fast instead of eating the suite's budget
 CONFIG = SandboxConfig(workers=2, timeout_s=10, max_output_chars=500, max_images_per_cell=8)
 
 
@@ -96,13 +96,14 @@ Image.new('RGB', (90, 70), 'blue').show()             # 3 Image.show
 display(np.zeros((80, 120, 3), np.uint8))             # 4 display(ndarray)
 Image.new('RGB', (130, 66), 'yellow').save('saved.png')  # 5 saved file
 fig = plt.figure(figsize=(2, 2)); plt.plot([0, 1])    # 6 figure left open
-input_image.crop((0, 0, 150, 100))                    # 7 last expression
+cv2.imshow('win', np.zeros((75, 110, 3), np.uint8)); cv2.waitKey(0)  # 7 cv2.imshow (headless)
+input_image.crop((0, 0, 150, 100))                    # 8 last expression
 """
     observation = run(code)
     assert observation.ok, observation.error
     got = sizes(observation)
-    assert len(got) == 7, got
-    assert {(100, 60), (90, 70), (120, 80), (130, 66), (150, 100)} <= set(got)
+    assert len(got) == 8, got
+    assert {(100, 60), (90, 70), (120, 80), (130, 66), (110, 75), (150, 100)} <= set(got)
     assert run("plt.get_fignums()").stdout.strip() == "[]"  # captured figures are closed
 
 
@@ -235,3 +236,23 @@ def test_fallback_without_bwrap_and_seccomp_warns_and_still_works(loop, caplog, 
     assert layers["bwrap"] is False and layers["seccomp"] is False and layers["setuid"] is True
     assert peek.stdout == "False False\n", peek
     assert "bubblewrap is unavailable" in caplog.text and "seccomp disabled" in caplog.text
+
+
+def test_cell_cpu_limit_raises_inside_the_cell_and_keeps_state(loop, sandbox):
+    """Per-session limits travel in the open request (protocol level): a 1 s CPU budget per cell."""
+    client = sandbox.workers[0].client
+    limits = {**sandbox.limits, "cpu_s": 1}
+
+    async def go():
+        await client.open_session("cpu-limit-test", [], limits)
+        try:
+            await client.run("cpu-limit-test", "kept = 'yes'", 10)
+            spin = await client.run("cpu-limit-test", "while True:\n    pass", 20)
+            after = await client.run("cpu-limit-test", "print(kept)", 10)
+        finally:
+            await client.close_session("cpu-limit-test")
+        return spin, after
+
+    spin, after = loop.run_until_complete(go())
+    assert spin.error_type == "CellCpuLimit" and not spin.timed_out, spin
+    assert after.stdout == "yes\n"

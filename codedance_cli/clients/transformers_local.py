@@ -71,7 +71,7 @@ class QwenVLImageOnlyProcessor:
             if len(pieces) != len(images) + 1:
                 raise ValueError(f"chat template produced {len(pieces) - 1} image placeholders for {len(images)} images")
             counts = [int(grid.prod()) // merge for grid in vision["image_grid_thw"]]
-            text = pieces[0] + "".join(self.image_token * n + piece for n, piece in zip(counts, pieces[1:]))
+            text = pieces[0] + "".join(self.image_token * n + piece for n, piece in zip(counts, pieces[1:], strict=True))
         features.update(self.tokenizer(text, return_tensors="pt"))
         return BatchFeature(features)
 

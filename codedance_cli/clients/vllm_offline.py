@@ -87,14 +87,15 @@ class VLLMClient:
                 batch.append(queue.get_nowait())
             try:
                 outputs = await loop.run_in_executor(self._executor, self._chat, batch)
+                results = [self._to_generation(output, request.started) for request, output in zip(batch, outputs, strict=True)]
             except Exception as exc:  # one failed batch fails its requests, not the worker
                 for request in batch:
                     if not request.future.done():
                         request.future.set_exception(exc)
                 continue
-            for request, output in zip(batch, outputs):
+            for request, result in zip(batch, results, strict=True):
                 if not request.future.done():
-                    request.future.set_result(self._to_generation(output, request.started))
+                    request.future.set_result(result)
 
     def _chat(self, batch: list[_Request]) -> list[Any]:
         conversations = [request.messages for request in batch]

@@ -28,7 +28,7 @@ DECISIONS_FILE = "filter_decisions.jsonl"
 
 def run(recipe: FilterRecipe, *, dry_run: bool = False, json_output: bool = False) -> FilterReport | None:
     """Filter `recipe.input` into `recipe.output`; print the report (table or JSON) and write report.json + histogram.png."""
-    if not recipe.input.path.exists():
+    if not dry_run and not recipe.input.path.exists():
         raise BadInput(f"filter recipe: field 'input.path': {recipe.input.path} does not exist")
     if recipe.hard_max_pass_rate > recipe.medium_max_pass_rate:
         raise BadInput("filter recipe: field 'hard_max_pass_rate': must not exceed medium_max_pass_rate")
@@ -113,7 +113,10 @@ async def _filter(recipe: FilterRecipe, console: Console) -> FilterReport:
             if traj.num_tool_calls and not recipe.allow_failed_steps and recorded_failure(traj):
                 return {**decision, "reason": "code_failed"}
             if recipe.reexecute and traj.num_tool_calls:
-                reason = await reexecute(traj, sandbox)
+                try:
+                    reason = await reexecute(traj, sandbox)
+                except Exception as exc:  # the sandbox itself failed: this item is undecidable, say so
+                    reason = f"sandbox_error: {type(exc).__name__}: {exc}"[:300]
                 if reason is not None:
                     return {**decision, "reason": reason}
             if client is not None:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 from rich.console import Console
 
-from codedance_cli.errors import EngineFailed
+from codedance_cli.errors import BadInput, EngineFailed
 from codedance_cli.judge.server import ServeCommand, ServedModel, build_serve_command
 from codedance_cli.recipes.judge import JudgeRecipe
 
 
 def command_for(recipe: JudgeRecipe) -> ServeCommand:
+    """The engine command for the recipe; a local-looking model path must exist."""
+    if recipe.model.startswith((".", "/", "~")) and not Path(recipe.model).expanduser().exists():
+        raise BadInput(f"field 'model': {recipe.model} does not exist (build it, or name a hub id)")
     return build_serve_command(
-        recipe.model,
+        str(Path(recipe.model).expanduser()) if recipe.model.startswith("~") else recipe.model,
         engine=recipe.engine,
         served_name=recipe.served_name,
         host=recipe.host,

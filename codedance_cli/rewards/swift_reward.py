@@ -56,24 +56,24 @@ class CodeDanceReward(AsyncORM):
         self.log_path = os.environ.get(REWARD_LOG_ENV)
 
     async def __call__(self, completions: list[str], **kwargs: Any) -> list[float]:
-        size = len(completions)
-        messages = _column(kwargs, "messages", size)
-        infos = _column(kwargs, "rollout_infos", size)
+        names = ("messages", "rollout_infos", "solution", "answer_type", "choices", "question", "metadata", "data_source")
+        columns = {name: _column(kwargs, name, len(completions)) for name in names}
         rollouts = []
         for index, completion in enumerate(completions):
-            metadata = _column(kwargs, "metadata", size)[index]
+            row = {name: values[index] for name, values in columns.items()}
+            metadata = row["metadata"]
             if isinstance(metadata, str):
                 metadata = json.loads(metadata) if metadata.strip() else {}
-            failures = (infos[index] or {}).get(TOOL_FAILURES_FIELD)
+            failures = (row["rollout_infos"] or {}).get(TOOL_FAILURES_FIELD)
             rollouts.append(
                 RolloutForReward(
-                    response=_assistant_text(messages[index], completion),
-                    ground_truth=_column(kwargs, "solution", size)[index],
-                    answer_type=_column(kwargs, "answer_type", size)[index] or "text",
-                    choices=parse_choices(_column(kwargs, "choices", size)[index]),
-                    question=_column(kwargs, "question", size)[index] or "",
+                    response=_assistant_text(row["messages"], completion),
+                    ground_truth=row["solution"],
+                    answer_type=row["answer_type"] or "text",
+                    choices=parse_choices(row["choices"]),
+                    question=row["question"] or "",
                     metadata=metadata or {},
-                    data_source=_column(kwargs, "data_source", size)[index] or "",
+                    data_source=row["data_source"] or "",
                     tool_failures=[bool(item) for item in failures] if failures is not None else None,
                 )
             )

@@ -42,22 +42,25 @@ def response_failed(text: str, no_output_message: str) -> bool:
 
 
 def item_difficulty(metadata: Mapping[str, Any] | None, default: float = 0.5) -> float:
-    """Difficulty in [0, 1] from filter metadata: `difficulty` (number or easy/medium/hard), else 1 - `pass_rate`."""
+    """Difficulty in [0, 1] from filter metadata.
+
+    A numeric `difficulty` wins; else 1 - `pass_rate` (the weak model's, finer than a label); else the
+    `difficulty` label (easy 0, medium 0.5, hard 1); else `default`.
+    """
     metadata = metadata or {}
-    value = metadata.get("difficulty")
+    value, label = metadata.get("difficulty"), None
     if isinstance(value, str):
-        label = value.strip().lower()
-        if label in DIFFICULTY_LABELS:
-            return DIFFICULTY_LABELS[label]
         try:
-            value = float(label)
+            value = float(value)
         except ValueError:
-            value = None
+            value, label = None, value.strip().lower()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return _clamp(float(value))
     pass_rate = metadata.get("pass_rate")
     if isinstance(pass_rate, (int, float)) and not isinstance(pass_rate, bool):
         return _clamp(1.0 - float(pass_rate))
+    if label in DIFFICULTY_LABELS:
+        return DIFFICULTY_LABELS[label]
     return _clamp(default)
 
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def bwrap_argv(bwrap: str, python: str, worker_file: str, mpl_config_dir: str) -
 
 
 def launch_plan(
-    python: str, session_dir: str, mpl_config_dir: str, uid_base: int, use_bwrap: bool, use_seccomp: bool
+    python: str, session_dir: str | None, mpl_config_dir: str, uid_base: int, use_bwrap: bool, use_seccomp: bool
 ) -> WorkerLaunch:
     """How to start a worker here: inside bwrap when possible, else a plain subprocess (warned once).
 
@@ -149,6 +150,7 @@ def launch_plan(
     if use_bwrap:
         _warn_once("bubblewrap is unavailable: local workers run without filesystem/network/pid namespaces "
                    "(rlimits, seccomp and per-session uids still apply); install it with `apt-get install bubblewrap`")
+    session_dir = session_dir or tempfile.mkdtemp(prefix="codedance-sbx-")
     argv = [python, "-I", worker_file, "--session-root", session_dir, *extra]
     return WorkerLaunch(argv=argv, env=worker_env(mpl_config_dir), cwd=session_dir, isolated=False)
 

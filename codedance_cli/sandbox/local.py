@@ -25,7 +25,7 @@ from pathlib import Path
 
 from codedance_cli.recipes.common import SandboxConfig
 from codedance_cli.sandbox.base import InputImage, Sandbox, SandboxSession
-from codedance_cli.sandbox.bwrap import launch_plan
+from codedance_cli.sandbox import bwrap
 from codedance_cli.sandbox.protocol import (
     WorkerClient,
     WorkerError,
@@ -56,8 +56,7 @@ class LocalWorker:
     def __init__(self, config: SandboxConfig, python: str) -> None:
         self.config, self.python = config, python
         self.serial = next(_worker_serial)
-        self.session_dir = tempfile.mkdtemp(prefix="codedance-sbx-")
-        os.chmod(self.session_dir, 0o711)
+        self.session_dir: str | None = None  # host directory for sessions, only without bwrap (else a private tmpfs)
         self.process: asyncio.subprocess.Process | None = None
         self.client: WorkerClient | None = None
         self.info: dict = {}
@@ -73,8 +72,11 @@ class LocalWorker:
         # a random block of 1000 uids per worker: sessions of different workers (or of another orchestrator on
         # the same host) never share a uid, so they can neither signal each other nor read each other's files
         uid_base = 200_000 + secrets.randbelow(2_000_000) * 1000
-        plan = launch_plan(self.python, self.session_dir, str(matplotlib_cache_dir()), uid_base,
-                           self.config.use_bwrap, self.config.use_seccomp)
+        if not (self.config.use_bwrap and bwrap.bwrap_usable()):
+            self.session_dir = tempfile.mkdtemp(prefix="codedance-sbx-")
+            os.chmod(self.session_dir, 0o711)
+        plan = bwrap.launch_plan(self.python, self.session_dir, str(matplotlib_cache_dir()), uid_base,
+                                 self.config.use_bwrap, self.config.use_seccomp)
         self.process = await asyncio.create_subprocess_exec(
             *plan.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=plan.env, cwd=plan.cwd, limit=1 << 20,
@@ -106,7 +108,8 @@ class LocalWorker:
                 self.process.kill()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.process.wait(), 10)
-        shutil.rmtree(self.session_dir, ignore_errors=True)
+        if self.session_dir:
+            shutil.rmtree(self.session_dir, ignore_errors=True)
 
 
 class LocalSession(SandboxSession):

@@ -244,13 +244,12 @@ class SessionRuntime:
 
     # -- set-up
 
-    def load_inputs(self, images_b64: list[str]) -> None:
+    def load_inputs(self, images: list[bytes]) -> None:
         """Write input images (converted to PNG here, inside the sandbox) and open them lazily."""
         opened = []
-        for index, encoded in enumerate(images_b64):
+        for index, data in enumerate(images):
             name = "input_image.png" if index == 0 else f"input_image_{index + 1}.png"
             if not os.path.exists(name):
-                data = base64.b64decode(encoded)
                 if not data.startswith(b"\x89PNG\r\n\x1a\n"):
                     buffer = io.BytesIO()
                     self.Image.open(io.BytesIO(data)).save(buffer, format="PNG", compress_level=1)
@@ -276,6 +275,12 @@ class SessionRuntime:
 
             self.plt.show = show
             matplotlib.figure.Figure.show = lambda figure, *args, **kwargs: runtime.capture_figure(figure)
+        cv2 = sys.modules.get("cv2")
+        if cv2 is not None:  # headless OpenCV has no GUI: imshow shows the (BGR) array to the model instead
+            cv2.imshow = lambda winname, mat: runtime.captured.append(runtime._array_to_image(self.np.asarray(mat)))
+            cv2.waitKey = lambda *args, **kwargs: -1
+            cv2.destroyAllWindows = lambda *args, **kwargs: None
+            cv2.destroyWindow = lambda *args, **kwargs: None
 
     # -- image capture
 
@@ -540,7 +545,8 @@ def _set_pdeathsig() -> None:
         pass
 
 
-def session_child_main(ctrl: socket.socket, out_w: int, err_w: int, workdir: str, uid: int | None, limits: dict, seccomp_filter) -> None:  # noqa: ANN001
+def session_child_main(ctrl: socket.socket, out_w: int, err_w: int, workdir: str, uid: int | None, limits: dict,
+                       images: list[bytes], seccomp_filter) -> None:  # noqa: ANN001
     """Runs in the forked child: lock the process down, then serve cells until the worker closes the socket."""
     try:
         os.setsid()
@@ -579,12 +585,9 @@ def session_child_main(ctrl: socket.socket, out_w: int, err_w: int, workdir: str
         sys.__stdout__, sys.__stderr__ = sys.stdout, sys.stderr
         if seccomp_filter is not None:
             seccomp_filter.load()
-        init = read_frame_blocking(ctrl_fd)
-        if init is None:
-            os._exit(0)
         runtime = SessionRuntime(ctrl_fd, limits)
         try:
-            runtime.load_inputs(init.get("images", []))
+            runtime.load_inputs(images)  # already in this fork's memory: no transfer needed
         except Exception as exc:  # noqa: BLE001
             write_all(ctrl_fd, encode_frame({"ready": False, "error": f"input image unreadable: {type(exc).__name__}: {exc}"}))
             os._exit(1)
@@ -627,7 +630,7 @@ class CappedOutput:
 class Session:
     """The worker's view of one session: its child process, pipes and the cell in flight."""
 
-    def __init__(self, sid: str, uid: int | None, workdir: str, images: list[str], limits: dict) -> None:
+    def __init__(self, sid: str, uid: int | None, workdir: str, images: list[bytes], limits: dict) -> None:
         self.sid, self.uid, self.workdir, self.images, self.limits = sid, uid, workdir, images, limits
         self.pid = 0
         self.pidfd = -1
@@ -653,11 +656,11 @@ class Worker:
     def __init__(self, proto_in: int, proto_out: int, session_root: str, uid_base: int, uid_count: int, use_setuid: bool, seccomp_filter) -> None:  # noqa: ANN001
         self.proto_in, self.proto_out = proto_in, proto_out
         self.session_root = session_root
+        self.owns_session_root = False  # set by main() when it made a temp dir
         self.uids = list(range(uid_base, uid_base + uid_count)) if use_setuid else []
         self.use_setuid = use_setuid
         self.seccomp_filter = seccomp_filter
         self.sessions: dict[str, Session] = {}
-        self.cleanups: dict[int, tuple[int, int | None, str, int | None]] = {}  # pidfd -> (pid, uid, workdir, reply id)
         self.selector = selectors.DefaultSelector()
         self.inbox = FrameBuffer()
         self.fd_owner: dict[int, Session] = {}
@@ -749,7 +752,8 @@ class Worker:
         if uid is not None:
             os.chown(workdir, uid, uid)
         limits = dict(DEFAULT_LIMITS, **(request.get("limits") or {}))
-        session = Session(sid, uid, workdir, list(request.get("images") or []), limits)
+        images = [base64.b64decode(item) for item in request.get("images") or []]
+        session = Session(sid, uid, workdir, images, limits)
         session.open_request = request.get("id")
         self.sessions[sid] = session
         self.start_child(session)
@@ -760,7 +764,7 @@ class Worker:
         parent_sock, child_sock = socket.socketpair()
         pid = os.fork()
         if pid == 0:
-            session_child_main(child_sock, out_w, err_w, session.workdir, session.uid, session.limits, self.seccomp_filter)
+            session_child_main(child_sock, out_w, err_w, session.workdir, session.uid, session.limits, session.images, self.seccomp_filter)
         os.close(out_w)
         os.close(err_w)
         child_sock.close()
@@ -775,10 +779,6 @@ class Worker:
         self.selector.register(session.pidfd, selectors.EVENT_READ, lambda fd, s=session: self.on_child_exit(s))
         for fd in session.pipes:
             self.fd_owner[fd] = session
-        try:
-            parent_sock.sendall(encode_frame({"images": session.images}))
-        except OSError:
-            pass  # the child died during set-up; on_child_exit reports it
         parent_sock.setblocking(False)
 
     def on_output(self, fd: int) -> None:
@@ -994,30 +994,27 @@ class Worker:
             if reply_to is not None:
                 self.reply({"id": reply_to, "ok": True})
             return
-        pid = os.fork()
-        if pid == 0:
+        try:
+            # real and effective ids become the session's, the saved uid stays 0: effective capabilities are
+            # dropped meanwhile, so kill(-1) reaches exactly the processes of this uid and file removal has
+            # exactly its rights; then we switch back
+            os.setresgid(session.uid, session.uid, 0)
+            os.setresuid(session.uid, session.uid, 0)
             try:
-                os.setgroups([])
-                os.setgid(session.uid)
-                os.setuid(session.uid)
                 os.kill(-1, signal.SIGKILL)  # every process still running as this session's uid
-                shutil.rmtree(session.workdir, ignore_errors=True)
-                for shared in ("/tmp", "/var/tmp", "/dev/shm"):
-                    remove_owned_entries(shared, session.uid)
-            finally:
-                os._exit(0)
-        pidfd = exit_watch_fd(pid)
-        self.cleanups[pidfd] = (pid, session.uid, session.workdir, reply_to)
-        self.selector.register(pidfd, selectors.EVENT_READ, self.on_cleanup_done)
-
-    def on_cleanup_done(self, pidfd: int) -> None:
-        pid, uid, workdir, reply_to = self.cleanups.pop(pidfd)
-        self.selector.unregister(pidfd)
-        os.close(pidfd)
-        os.waitpid(pid, 0)
-        shutil.rmtree(workdir, ignore_errors=True)
-        if uid is not None:
-            self.uids.append(uid)
+            except OSError:
+                pass
+            shutil.rmtree(session.workdir, ignore_errors=True)
+            for shared in ("/tmp", "/var/tmp", "/dev/shm"):
+                remove_owned_entries(shared, session.uid)
+        finally:
+            try:
+                os.setresuid(0, 0, 0)
+                os.setresgid(0, 0, 0)
+            except OSError:
+                os._exit(71)  # never keep running with the wrong identity
+        shutil.rmtree(session.workdir, ignore_errors=True)  # the now empty directory, in the root-owned area
+        self.uids.append(session.uid)
         if reply_to is not None:
             self.reply({"id": reply_to, "ok": True})
 
@@ -1025,8 +1022,8 @@ class Worker:
         for session in list(self.sessions.values()):
             self.stop_child(session)
             self.cleanup(session)
-        for pidfd in list(self.cleanups):
-            self.on_cleanup_done(pidfd)
+        if self.owns_session_root:
+            shutil.rmtree(self.session_root, ignore_errors=True)
         os._exit(0)
 
 
@@ -1073,6 +1070,21 @@ def exit_watch_fd(pid: int) -> int:
     return read_end
 
 
+def world_traversable(path: str) -> bool:
+    """Whether an unprivileged uid can reach `path` (every ancestor o+x)."""
+    path = os.path.abspath(path)
+    while True:
+        try:
+            if not os.stat(path).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
+
+
 def describe_exit(status: int) -> str:
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
@@ -1109,12 +1121,16 @@ def main(argv: list[str] | None = None) -> None:
     if problem:
         warnings.append(problem)
     use_setuid = os.geteuid() == 0 and not args.no_setuid
+    if use_setuid and not world_traversable(os.path.dirname(os.__file__)):
+        warnings.append(f"the standard library at {os.path.dirname(os.__file__)} is not readable by session uids: "
+                        "modules that are not pre-imported will fail to import (use bwrap or a world-readable Python)")
     if os.geteuid() != 0:
         warnings.append("worker is not root: sessions share its uid (no per-session uid, RLIMIT_NPROC shared)")
     session_root = args.session_root or tempfile.mkdtemp(prefix="codedance-sessions-")
     os.chmod(session_root, 0o711)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     worker = Worker(proto_in, proto_out, session_root, args.uid_base, args.uid_count, use_setuid, seccomp_filter)
+    worker.owns_session_root = args.session_root is None
     worker.reply({
         "op": "ready",
         "pid": os.getpid(),

@@ -35,7 +35,10 @@ async def synth_procedural(recipe: SynthRecipe, sandbox: Sandbox, on_progress: C
 
     async def solve(index: int) -> SolveResult:
         item = await asyncio.to_thread(generate_item, recipe.seed, index, names)
-        return await solve_item(item, sandbox, recipe.seed, index, version)
+        try:
+            return await solve_item(item, sandbox, recipe.seed, index, version)
+        except Exception as exc:  # a sandbox failure drops this item (counted), not the whole run
+            return SolveResult(None, f"sandbox_error:{type(exc).__name__}")
 
     with TrajectoryWriter(recipe.output, shard_size=128) as writer:
         todo = pending_indices(recipe, writer.done_ids)

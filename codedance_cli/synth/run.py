@@ -16,7 +16,7 @@ from codedance_cli.synth.summary import SynthSummary
 def run(recipe: SynthRecipe, *, dry_run: bool = False, json_output: bool = False) -> SynthSummary | None:
     """Validate what the run needs, then synthesize; prints a summary table (or JSON)."""
     console = Console(stderr=json_output)
-    _check(recipe)
+    _check(recipe, inputs_must_exist=not dry_run)
     if dry_run:
         plan = _plan(recipe)
         if json_output:
@@ -32,7 +32,7 @@ def run(recipe: SynthRecipe, *, dry_run: bool = False, json_output: bool = False
     return summary
 
 
-def _check(recipe: SynthRecipe) -> None:
+def _check(recipe: SynthRecipe, inputs_must_exist: bool = True) -> None:
     from codedance_cli.loop.prompts import check_version
     from codedance_cli.procedural.registry import family_names
 
@@ -40,7 +40,7 @@ def _check(recipe: SynthRecipe) -> None:
     family_names(recipe.families)
     if recipe.generator == "teacher" and recipe.teacher is None:
         raise BadInput("synth recipe: field 'teacher': required when generator is 'teacher'")
-    if recipe.input is not None and not recipe.input.path.exists():
+    if inputs_must_exist and recipe.input is not None and not recipe.input.path.exists():
         raise BadInput(f"synth recipe: field 'input.path': {recipe.input.path} does not exist")
 
 

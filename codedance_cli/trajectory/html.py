@@ -167,7 +167,7 @@ def render_html(
     buttons = [f'<button class="on" data-label="all">all ({len(trajectories)})</button>']
     if any(labels):
         buttons += [f'<button data-label="{_esc(name)}">{_esc(name)} ({count})</button>' for name, count in sorted(counts.items())]
-    body = "".join(_trajectory(traj, label) for traj, label in zip(trajectories, labels))
+    body = "".join(_trajectory(traj, label) for traj, label in zip(trajectories, labels, strict=True))
     return (
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
         f"<title>{_esc(title)}</title><style>{_CSS}{_FORMATTER.get_style_defs('.code')}</style></head><body>"

@@ -1,0 +1,118 @@
+"""`codedance sft` up to the engine boundary: the exact `swift sft` command and environment, and early failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from pathlib import Path
+
+import pytest
+
+from codedance_cli.errors import BadInput
+from codedance_cli.recipes import load_recipe
+from codedance_cli.sft.command import resolve_model, swift_args, swift_env
+from codedance_cli.trajectory import write_trajectories
+from conftest import REPO_ROOT, run_codedance
+from sft_trajectories import make_trajectories
+
+NANO = REPO_ROOT / "recipes" / "nano" / "sft.yaml"
+PAPER = REPO_ROOT / "recipes" / "qwen2.5-vl-7b" / "sft.yaml"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sft-data") / "trajectories"
+    write_trajectories(path, make_trajectories(2))
+    return path
+
+
+def _flags(argv: list[str]) -> dict[str, list[str]]:
+    """`--name v1 v2` -> {"name": ["v1", "v2"]}."""
+    flags: dict[str, list[str]] = {}
+    current = None
+    for item in argv[2:]:
+        if item.startswith("--"):
+            current = item[2:]
+            flags[current] = []
+        else:
+            flags[current].append(item)  # type: ignore[index]
+    return flags
+
+
+def test_every_flag_is_a_real_ms_swift_argument(tiny_model_dir: Path, dataset: Path) -> None:
+    """Names come from ms-swift's own SftArguments dataclass, not from memory."""
+    from swift.arguments import SftArguments
+
+    known = {f.name for f in dataclasses.fields(SftArguments)}
+    for recipe_path, sets in [(NANO, []), (PAPER, ["parts.tuner_type=lora"])]:
+        recipe = load_recipe(recipe_path, [f"model={tiny_model_dir}", f"dataset.path={dataset}", *sets])
+        flags = _flags(swift_args(recipe, str(tiny_model_dir), dataset / "train.jsonl"))
+        assert set(flags) <= known, set(flags) - known
+
+
+def test_paper_recipe_command_and_environment(dataset: Path) -> None:
+    recipe = load_recipe(PAPER, [f"dataset.path={dataset}"])
+    argv = swift_args(recipe, "Qwen/Qwen2.5-VL-7B-Instruct", Path("/d/train.jsonl"))
+    flags = _flags(argv)
+    assert argv[:2] == ["swift", "sft"]
+    assert flags["model"] == ["Qwen/Qwen2.5-VL-7B-Instruct"] and flags["dataset"] == ["/d/train.jsonl"]
+    assert flags["tuner_type"] == ["full"] and flags["freeze_vit"] == ["true"] and flags["deepspeed"] == ["zero3"]
+    assert flags["torch_dtype"] == ["bfloat16"] and flags["gradient_checkpointing"] == ["true"]
+    assert flags["max_pixels"] == ["1003520"] and flags["max_length"] == ["16384"]
+    assert flags["per_device_train_batch_size"] == ["1"] and flags["gradient_accumulation_steps"] == ["16"]
+    env = swift_env(recipe)
+    assert env == {"MAX_PIXELS": "1003520", "NPROC_PER_NODE": "8", "NNODES": "1", "NODE_RANK": "0",
+                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+
+
+def test_multi_node_lora_and_extra_args(dataset: Path) -> None:
+    recipe = load_recipe(PAPER, [
+        f"dataset.path={dataset}", "distributed.nnodes=2", "distributed.node_rank=1", "distributed.master_addr=10.0.0.5",
+        "distributed.cuda_visible_devices='0,1,2,3,4,5,6,7'", "parts.tuner_type=lora", "parts.lora_rank=64",
+        "train.deepspeed=zero2", "extra_args=[--packing, 'true']", "env={NCCL_DEBUG: INFO}",
+    ])
+    env = swift_env(recipe)
+    assert env["NNODES"] == "2" and env["NODE_RANK"] == "1" and env["MASTER_ADDR"] == "10.0.0.5"
+    assert env["CUDA_VISIBLE_DEVICES"] == "0,1,2,3,4,5,6,7" and env["NCCL_DEBUG"] == "INFO"
+    flags = _flags(swift_args(recipe, "m", Path("d.jsonl")))
+    assert flags["tuner_type"] == ["lora"] and flags["lora_rank"] == ["64"] and flags["target_modules"] == ["all-linear"]
+    assert flags["deepspeed"] == ["zero2"] and flags["packing"] == ["true"]
+
+
+def test_single_process_sets_no_torchrun_variables(tiny_model_dir: Path, dataset: Path) -> None:
+    recipe = load_recipe(NANO, [f"dataset.path={dataset}"])
+    assert swift_env(recipe) == {"MAX_PIXELS": "50176"}
+    flags = _flags(swift_args(recipe, str(tiny_model_dir), dataset))
+    assert flags["torch_dtype"] == ["float32"] and flags["max_steps"] == ["30"] and "deepspeed" not in flags
+
+
+def test_dry_run_prints_exact_command_and_env(tiny_model_dir: Path, dataset: Path, tmp_path: Path) -> None:
+    result = run_codedance("sft", NANO, "--dry-run", "--set", f"model={tiny_model_dir}", "--set", f"dataset.path={dataset}",
+                           "--set", f"output_dir={tmp_path / 'out'}")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "export MAX_PIXELS=50176" in lines
+    command = shlex.split(result.stdout.split("\nexport MAX_PIXELS=50176\n", 1)[1].replace("\\\n", " "))
+    assert command[:2] == ["swift", "sft"] and _flags(command)["model"] == [str(tiny_model_dir.resolve())]
+    assert _flags(command)["output_dir"] == [str((tmp_path / "out").resolve())]
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
+
+
+def test_unknown_model_or_dataset_fails_before_anything_starts(tiny_model_dir: Path, dataset: Path, tmp_path: Path) -> None:
+    missing_model = run_codedance("sft", NANO, "--set", f"model={tmp_path / 'nope'}", "--set", f"dataset.path={dataset}",
+                                  "--set", f"output_dir={tmp_path / 'out'}")
+    assert missing_model.returncode == 2 and "nope" in missing_model.stderr and "no such folder" in missing_model.stderr
+    missing_data = run_codedance("sft", NANO, "--set", f"model={tiny_model_dir}", "--set", f"dataset.path={tmp_path / 'gone'}",
+                                 "--set", f"output_dir={tmp_path / 'out'}")
+    assert missing_data.returncode == 2 and "dataset.path" in missing_data.stderr and "gone" in missing_data.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_resolve_model(tmp_path: Path, tiny_model_dir: Path) -> None:
+    assert resolve_model(str(tiny_model_dir)) == str(tiny_model_dir.resolve())
+    assert resolve_model("Qwen/Qwen2.5-VL-7B-Instruct") == "Qwen/Qwen2.5-VL-7B-Instruct"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BadInput, match="config.json"):
+        resolve_model(str(tmp_path / "empty"))
+    with pytest.raises(BadInput, match="no such folder"):
+        resolve_model("./artifacts/nano/sft/last")

@@ -1,0 +1,55 @@
+"""ms-swift's own Qwen2.5-VL template on the tiny model: loss on assistant turns only, observations get label -100."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from codedance_cli.data.export_swift import swift_record
+from sft_trajectories import make_trajectories
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("torchvision") is None,
+                                reason="ms-swift loads the Qwen2.5-VL processor, which transformers 5 builds only with torchvision")
+
+
+def _spans(ids: list[int], labels: list[int], decode) -> list[tuple[bool, str]]:
+    """Runs of consecutive tokens that are trained (label != -100) or masked, decoded."""
+    spans: list[tuple[bool, list[int]]] = []
+    for token, label in zip(ids, labels):
+        trained = label != -100
+        if not spans or spans[-1][0] != trained:
+            spans.append((trained, []))
+        spans[-1][1].append(token)
+    return [(trained, decode(tokens)) for trained, tokens in spans]
+
+
+@pytest.mark.parametrize("version", ["codedance-v1", "codedance-toolcall-v1"])
+def test_observation_tokens_are_masked(tiny_model_dir: Path, tmp_path: Path, monkeypatch, version: str) -> None:
+    monkeypatch.setenv("MAX_PIXELS", "50176")
+    from swift import get_processor, get_template
+
+    traj = make_trajectories(1, prompt_version=version)[0]  # crop (with image), failing cell, answer
+    record = swift_record(traj, tmp_path / "images")
+    processor = get_processor(str(tiny_model_dir), model_type="qwen2_5_vl")
+    template = get_template(processor, template_type="qwen2_5_vl")
+    template.set_mode("train")
+    encoded = template.encode({"messages": record["messages"], "images": record["images"]})
+    ids, labels = encoded["input_ids"], encoded["labels"]
+    assert len(ids) == len(labels)
+    spans = _spans(ids, labels, processor.tokenizer.decode)
+    trained = [text for is_trained, text in spans if is_trained]
+    masked = "".join(text for is_trained, text in spans if not is_trained)
+
+    # exactly the three assistant turns are trained, each through its <|im_end|>
+    assert trained == [f"{turn.text}<|im_end|>\n" for turn in traj.turns]
+    # system, question, image tokens and every observation (stdout, error, images) are -100
+    assert masked.startswith("<|im_start|>system\n") and traj.question in masked
+    assert "crop (" in masked and "NameError" in masked
+    image_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    image_positions = [i for i, token in enumerate(ids) if token == image_id]
+    assert len(image_positions) > 0 and all(labels[i] == -100 for i in image_positions)
+    assert encoded["image_grid_thw"].shape[0] == 2  # the input image and the observation's crop
+    if version == "codedance-toolcall-v1":
+        assert "<tool_response>" in masked and "<tool_response>" not in "".join(trained)
