@@ -120,7 +120,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     console = Console(stderr=args.json, width=160)
-    config = SandboxConfig(workers=args.workers)
+    # no worker recycling during the measurement, so every worker's CPU time can be read from /proc
+    # (a recycled worker inside bubblewrap is killed, and its time never reaches us); recycling costs ~1 s per 500 sessions
+    config = SandboxConfig(workers=args.workers, sessions_per_worker=max(args.n, args.baseline_n) + 10)
     data = args.data.with_name(f"{args.data.name}-{args.n}")
     generation_s = asyncio.run(ensure_data(data, args.n, config, console))
     baseline = asyncio.run(replay(data, args.baseline_n, 1, config))

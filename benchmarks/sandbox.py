@@ -63,21 +63,17 @@ def make_input(folder: Path) -> Path:
     return path
 
 
-def floor(code: str, image: Path, n: int) -> list[float]:
-    samples = []
-    with tempfile.TemporaryDirectory() as workdir:
-        shutil.copy(image, Path(workdir) / "input_image.png")
-        cwd = os.getcwd()
-        os.chdir(workdir)
-        try:
-            for _ in range(n + 3):
-                namespace = {"Image": Image, "input_image_path": "input_image.png"}
-                started = time.perf_counter()
-                exec(compile(code, "<cell>", "exec"), namespace)  # noqa: S102 - the floor, trusted code
-                samples.append(time.perf_counter() - started)
-        finally:
-            os.chdir(cwd)
-    return samples[3:]
+def floor_sample(code: str, workdir: str) -> float:
+    """One in-process exec in a fresh namespace with cwd = `workdir` (holding input_image.png)."""
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    try:
+        namespace = {"Image": Image, "input_image_path": "input_image.png"}
+        started = time.perf_counter()
+        exec(compile(code, "<cell>", "exec"), namespace)  # noqa: S102 - the floor, trusted code
+        return time.perf_counter() - started
+    finally:
+        os.chdir(cwd)
 
 
 def python_c(code: str, image: Path, n: int) -> list[float]:
@@ -111,7 +107,8 @@ def docker_run(code: str, image: Path, n: int) -> list[float]:
     return samples[1:]
 
 
-async def backend_latency(backend: str, image: Path, n: int, crop_n: int) -> dict[str, list[float] | float]:
+async def backend_latency(backend: str, image: Path, n: int, crop_n: int, floor_dir: str) -> dict[str, list[float] | float]:
+    """Cells in one warm session, each followed by the same cell in-process (the floor under the same load)."""
     config = SandboxConfig(backend=backend, workers=2)
     if backend == "docker":
         config.docker.pool_size = 2
@@ -125,13 +122,14 @@ async def backend_latency(backend: str, image: Path, n: int, crop_n: int) -> dic
         open_s = time.perf_counter() - opened
         result: dict[str, list[float] | float] = {"startup_s": startup, "open_ms": open_s * 1e3}
         for name, code, count in (("trivial", TRIVIAL, n), ("crop", CROP, crop_n)):
-            samples = []
+            samples, floor = [], []
             for _ in range(count + 3):
                 started = time.perf_counter()
                 observation = await session.run(code)
                 samples.append(time.perf_counter() - started)
                 assert observation.ok, observation
-            result[name] = samples[3:]
+                floor.append(floor_sample(code, floor_dir))
+            result[name], result[f"floor_{name}"] = samples[3:], floor[3:]
         await session.close()
         result["throughput"] = await throughput(sandbox, cells_per_session=max(20, n // 2))
     return result
@@ -162,18 +160,22 @@ def main() -> None:
     args = parser.parse_args()
 
     load = os.getloadavg()
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, tempfile.TemporaryDirectory() as floor_dir:
         image = make_input(Path(scratch))
+        shutil.copy(image, Path(floor_dir) / "input_image.png")
+        use_docker = not args.no_docker and docker_ready()
+        backends = {backend: asyncio.run(backend_latency(backend, image, args.n, args.crop_n, floor_dir))
+                    for backend in ["local"] + (["docker"] if use_docker else [])}
+        local = backends["local"]
         rows: dict[str, dict] = {
-            "floor (in-process exec)": {"trivial": stats(floor(TRIVIAL, image, args.n)), "crop": stats(floor(CROP, image, args.crop_n))},
+            # interleaved with the local backend's cells, so both see the same machine load
+            "floor (in-process exec)": {"trivial": stats(local["floor_trivial"]), "crop": stats(local["floor_crop"])},
             "python -c per cell": {"trivial": stats(python_c(TRIVIAL, image, args.slow_n)), "crop": stats(python_c(CROP, image, args.slow_n))},
         }
-        use_docker = not args.no_docker and docker_ready()
         if use_docker:
             rows["docker run per cell"] = {"trivial": stats(docker_run(TRIVIAL, image, args.slow_n)),
                                            "crop": stats(docker_run(CROP, image, args.slow_n))}
-        for backend in ["local"] + (["docker"] if use_docker else []):
-            raw = asyncio.run(backend_latency(backend, image, args.n, args.crop_n))
+        for backend, raw in backends.items():
             rows[f"{backend} backend"] = {"trivial": stats(raw["trivial"]), "crop": stats(raw["crop"]), "throughput": raw["throughput"],
                                           "startup_s": raw["startup_s"], "open_ms": raw["open_ms"]}
     report(rows, load, args.json)

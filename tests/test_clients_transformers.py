@@ -59,3 +59,20 @@ def test_loop_runs_end_to_end_with_the_tiny_model(client):
     assert result.stop_reason in ("no_code", "max_tokens", "max_turns", "answer", "repeated_failure")
     assert result.turns and all(t.completion_tokens is not None and t.generation_s is not None for t in result.turns)
     assert "error" not in result.metadata
+
+
+def test_processor_expands_one_placeholder_per_merged_patch_and_honours_the_pixel_budget(tiny_model_dir):
+    from codedance_cli.clients.transformers_local import load_processor, to_processor_messages
+
+    big = Trajectory(task_id="b", question="q", images=[encode_image(Image.new("RGB", (448, 448))), encode_image(Image.new("RGB", (200, 100)))])
+    counts = []
+    for max_pixels in (16 * 28 * 28, 64 * 28 * 28):
+        processor = load_processor(str(tiny_model_dir), max_pixels=max_pixels)
+        inputs = processor.apply_chat_template(to_processor_messages(build_messages(big, [], DEFAULT_VERSION)), add_generation_prompt=True,
+                                               tokenize=True, return_dict=True, return_tensors="pt")
+        pad_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        grids = inputs["image_grid_thw"]
+        assert int((inputs["input_ids"] == pad_id).sum()) == int(grids.prod(dim=1).sum()) // 4
+        assert all(int(h) * int(w) * 14 * 14 <= max_pixels for _, h, w in grids.tolist())
+        counts.append(int((inputs["input_ids"] == pad_id).sum()))
+    assert counts[0] < counts[1]

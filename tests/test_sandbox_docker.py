@@ -55,7 +55,7 @@ def test_image_rebuild_is_a_no_op_when_cached(docker_image: str) -> None:
     assert time.monotonic() - started < 15
 
 
-def test_container_flags_are_applied_inside_and_out(docker_image: str) -> None:
+def test_container_flags_are_applied_inside_and_out(docker_image: str, monkeypatch) -> None:
     probe = r"""
 import json, os
 status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
@@ -81,7 +81,7 @@ print(json.dumps({
                 container = docker_api().containers.get(session.container.container.id)
                 return json.loads(observation.stdout), container.attrs, sandbox.layers
 
-    os.environ["CODEDANCE_TEST_API_KEY"] = "must-not-leak"
+    monkeypatch.setenv("CODEDANCE_TEST_API_KEY", "must-not-leak")
     inside, attrs, layers = asyncio.run(scenario())
     host = attrs["HostConfig"]
     assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
@@ -96,6 +96,19 @@ print(json.dumps({
     assert "ro" in inside["root_options"] and inside["etc"] in ("Read-only file system", "Permission denied")
     assert inside["interfaces"] == ["lo"] and inside["secret_env"] == []
     assert layers == {"seccomp": True, "setuid": True, "container": "runc"}
+
+
+def test_unprivileged_container_mode_runs_cells(docker_image: str) -> None:
+    async def scenario():
+        async with DockerSandbox(sandbox_config(user="10001:10001")) as sandbox:
+            async with await sandbox.open_session() as session:
+                observation = await session.run("import os\nprint(os.getuid())\nImage.new('RGB', (64, 64)).crop((0, 0, 32, 32))")
+                container = docker_api().containers.get(session.container.container.id)
+                return observation, container.attrs["HostConfig"], sandbox.layers
+
+    observation, host, layers = asyncio.run(scenario())
+    assert observation.ok and observation.stdout == "10001\n" and len(observation.images) == 1
+    assert host["CapDrop"] == ["ALL"] and not host["CapAdd"] and layers["setuid"] is False
 
 
 def test_memory_limit_kills_the_session_and_is_reported(docker_image: str) -> None:

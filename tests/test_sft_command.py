@@ -58,7 +58,7 @@ def test_paper_recipe_command_and_environment(dataset: Path) -> None:
     assert flags["model"] == ["Qwen/Qwen2.5-VL-7B-Instruct"] and flags["dataset"] == ["/d/train.jsonl"]
     assert flags["tuner_type"] == ["full"] and flags["freeze_vit"] == ["true"] and flags["deepspeed"] == ["zero3"]
     assert flags["torch_dtype"] == ["bfloat16"] and flags["gradient_checkpointing"] == ["true"]
-    assert flags["max_pixels"] == ["1003520"] and flags["max_length"] == ["16384"]
+    assert "max_pixels" not in flags and flags["max_length"] == ["16384"]  # the budget travels as MAX_PIXELS
     assert flags["per_device_train_batch_size"] == ["1"] and flags["gradient_accumulation_steps"] == ["16"]
     env = swift_env(recipe)
     assert env == {"MAX_PIXELS": "1003520", "NPROC_PER_NODE": "8", "NNODES": "1", "NODE_RANK": "0",
@@ -84,6 +84,8 @@ def test_single_process_sets_no_torchrun_variables(tiny_model_dir: Path, dataset
     assert swift_env(recipe) == {"MAX_PIXELS": "50176"}
     flags = _flags(swift_args(recipe, str(tiny_model_dir), dataset))
     assert flags["torch_dtype"] == ["float32"] and flags["max_steps"] == ["30"] and "deepspeed" not in flags
+    # the CPU model type is ours: the plugin file that registers it goes along
+    assert flags["model_type"] == ["codedance_qwen2_5_vl"] and flags["external_plugins"][0].endswith("sft/swift_plugin.py")
 
 
 def test_dry_run_prints_exact_command_and_env(tiny_model_dir: Path, dataset: Path, tmp_path: Path) -> None:

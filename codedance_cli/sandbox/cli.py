@@ -35,9 +35,9 @@ def run(
 
 @app.command("build-image")
 def build_image(
-    method: Annotated[str, typer.Option(help="auto, rootfs (debootstrap + docker import, no registry) or dockerfile.")] = "auto",
+    method: Annotated[str, typer.Option(help="auto, rootfs (mmdebstrap/debootstrap + docker import, no registry) or dockerfile.")] = "auto",
     image: Annotated[str, typer.Option(help="Image name to build.")] = "codedance-sandbox:latest",
-    force: Annotated[bool, typer.Option("--force", help="Rebuild even if the image holds the current worker.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if the image holds the current worker (rootfs keeps its cached Debian base layer).")] = False,
     python_image: Annotated[str | None, typer.Option(help="Base image for --method dockerfile (default python:3.11-slim-bookworm).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")] = False,
 ) -> None:

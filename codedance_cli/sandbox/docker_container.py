@@ -203,10 +203,11 @@ class SandboxContainer:
 
     async def stop(self, kill: bool = False) -> None:
         """Ask the worker to exit (its container then removes itself); force-remove what is left."""
-        if self.client is not None and not kill:
-            await self.client.shutdown()
-        elif self.client is not None:
-            self.client._close_stream()
+        if self.client is not None:
+            if not kill:
+                await self.client.shutdown()
+            with contextlib.suppress(Exception):
+                self.client.writer.close()
         if self.container is not None:
             with contextlib.suppress(Exception):  # already gone (auto_remove) or removal in progress
                 await asyncio.to_thread(self.container.remove, force=True)

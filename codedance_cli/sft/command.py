@@ -4,7 +4,8 @@ Argument names are ms-swift 4's (`swift/arguments/` in the installed package): e
 (not the older `--train_type`), `--freeze_vit`, `--freeze_aligner`, `--deepspeed zero3`.
 Multi-GPU and multi-node go through the environment variables `swift` reads before it
 re-launches itself under torchrun: NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT.
-Qwen's vision utilities read the per-image pixel budget from MAX_PIXELS / MIN_PIXELS.
+Qwen's vision utilities read the per-image pixel budget from MAX_PIXELS / MIN_PIXELS (ms-swift's documented
+way for Qwen2.5-VL; its generic `--max_pixels` rescale needs torchvision, so it is not used).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from codedance_cli.errors import BadInput
 from codedance_cli.recipes.sft import SftRecipe
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+PLUGIN_PREFIX = "codedance_"  # model types / templates registered by our plugin file, not built into ms-swift
+PLUGIN_FILE = Path(__file__).with_name("swift_plugin.py")
 
 
 def _flag(value: bool) -> str:
@@ -86,7 +89,6 @@ def swift_args(recipe: SftRecipe, model: str, dataset_jsonl: Path, launcher: str
         "--weight_decay", repr(train.weight_decay),
         "--max_grad_norm", repr(train.max_grad_norm),
         "--max_length", str(train.max_length),
-        "--max_pixels", str(recipe.max_pixels),
         "--gradient_checkpointing", _flag(train.gradient_checkpointing),
         "--seed", str(train.seed),
         "--dataloader_num_workers", str(train.dataloader_num_workers),
@@ -98,6 +100,8 @@ def swift_args(recipe: SftRecipe, model: str, dataset_jsonl: Path, launcher: str
         "--output_dir", str(Path(recipe.output_dir).resolve()),
         "--add_version", "false",
     ]
+    if recipe.model_type.startswith(PLUGIN_PREFIX) or recipe.template.startswith(PLUGIN_PREFIX):
+        argv += ["--external_plugins", str(PLUGIN_FILE)]
     if train.max_steps is not None:
         argv += ["--max_steps", str(train.max_steps)]
     if train.save_total_limit is not None:

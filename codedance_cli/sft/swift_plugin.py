@@ -1,0 +1,15 @@
+"""ms-swift plugin file for `swift sft --external_plugins <this file>`: registers `codedance_qwen2_5_vl`.
+
+That model type / template is Qwen2.5-VL with a PIL image processor (no torchvision, which
+transformers 5 needs for the stock Qwen2.5-VL processor and which has no CPU build on PyPI) and
+with the image/video token ids read from the tokenizer (the stock template hard-codes Qwen's
+151655/151656, which the small-vocabulary tiny model does not share). CPU recipes (nano) use it;
+GPU recipes with a real Qwen checkpoint use the stock `qwen2_5_vl`.
+
+The registration code lives with the RL stage's ms-swift integration (`codedance_cli/rl/swift_qwen_pil.py`),
+which registers the same type for `swift rlhf`; this file only calls it, inside the swift process.
+"""
+
+from codedance_cli.rl.swift_qwen_pil import register
+
+register()
