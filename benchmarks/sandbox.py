@@ -4,12 +4,14 @@ Cells: trivial (`x = 1`) and a 1024x1024 crop + save (`Image.open(input_image_pa
 .save('crop.png')`; in the backends the saved crop also travels back to the caller as an observation image).
 
 Rows:
-* floor            exec() in this process, fresh namespace, cwd holding the input image (no isolation at all)
+* floor            exec() in this process, fresh namespace, cwd holding the input image (no isolation at all),
+                   one sample after each local-backend cell so that both see the same machine load
 * python -c        a fresh interpreter per cell (`subprocess.run([python, '-c', cell])`)
 * docker run       a fresh hardened container per cell (only when a Docker engine answers and the image exists)
 * local backend    LocalSandbox: one warm session in a bubblewrap-wrapped worker (forked, setuid, seccomp, rlimits)
 * docker backend   DockerSandbox: one warm session in a long-lived container (when available)
 * throughput       trivial cells/s with 8 concurrent sessions (2 workers / containers)
+* open / close     p50 of 20 session life cycles with the 1024x1024 input image (open, one cell, close)
 
     .venv/bin/python benchmarks/sandbox.py [--n 200] [--slow-n 15] [--no-docker] [--json]
 
@@ -117,10 +119,8 @@ async def backend_latency(backend: str, image: Path, n: int, crop_n: int, floor_
         if hasattr(sandbox, "start"):
             await sandbox.start()
         startup = time.perf_counter() - started
-        opened = time.perf_counter()
         session = await sandbox.open_session([image])
-        open_s = time.perf_counter() - opened
-        result: dict[str, list[float] | float] = {"startup_s": startup, "open_ms": open_s * 1e3}
+        result: dict[str, list[float] | float] = {"startup_s": startup}
         for name, code, count in (("trivial", TRIVIAL, n), ("crop", CROP, crop_n)):
             samples, floor = [], []
             for _ in range(count + 3):
@@ -131,6 +131,16 @@ async def backend_latency(backend: str, image: Path, n: int, crop_n: int, floor_
                 floor.append(floor_sample(code, floor_dir))
             result[name], result[f"floor_{name}"] = samples[3:], floor[3:]
         await session.close()
+        opens, closes = [], []
+        for _ in range(20):  # session life cycle with the 1024x1024 input: open, one cell, close
+            started = time.perf_counter()
+            session = await sandbox.open_session([image])
+            opens.append(time.perf_counter() - started)
+            await session.run(TRIVIAL)
+            started = time.perf_counter()
+            await session.close()
+            closes.append(time.perf_counter() - started)
+        result["open_ms"], result["close_ms"] = stats(opens)["p50_ms"], stats(closes)["p50_ms"]
         result["throughput"] = await throughput(sandbox, cells_per_session=max(20, n // 2))
     return result
 
@@ -177,7 +187,8 @@ def main() -> None:
                                            "crop": stats(docker_run(CROP, image, args.slow_n))}
         for backend, raw in backends.items():
             rows[f"{backend} backend"] = {"trivial": stats(raw["trivial"]), "crop": stats(raw["crop"]), "throughput": raw["throughput"],
-                                          "startup_s": raw["startup_s"], "open_ms": raw["open_ms"]}
+                                          "startup_s": raw["startup_s"], "open_ms": raw["open_ms"],
+                                          "close_ms": raw["close_ms"]}
     report(rows, load, args.json)
 
 
@@ -189,7 +200,8 @@ def report(rows: dict[str, dict], load: tuple[float, float, float], as_json: boo
     docker_row = rows.get("docker run per cell")
     table = Table(title=f"sandbox cell latency (load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}, {os.cpu_count()} cores)")
     for column in ("row", "trivial p50 ms", "trivial p95 ms", "overhead vs floor p50 ms", "docker run p50 / row p50",
-                   "crop p50 ms", "crop p95 ms", "crop vs floor", "8-session cells/s", "start-up s", "open ms"):
+                   "crop p50 ms", "crop p95 ms", "crop vs floor", "8-session cells/s", "start-up s", "open p50 ms",
+                   "close p50 ms"):
         table.add_column(column, justify="left" if column == "row" else "right")
     for name, row in rows.items():
         trivial, crop = row["trivial"], row["crop"]
@@ -199,6 +211,7 @@ def report(rows: dict[str, dict], load: tuple[float, float, float], as_json: boo
             speedup, f"{crop['p50_ms']:.1f}", f"{crop['p95_ms']:.1f}", f"{crop['p50_ms'] / floor_row['crop']['p50_ms']:.2f}x",
             f"{row['throughput']:.0f}" if "throughput" in row else "-",
             f"{row['startup_s']:.2f}" if "startup_s" in row else "-", f"{row['open_ms']:.1f}" if "open_ms" in row else "-",
+            f"{row['close_ms']:.1f}" if "close_ms" in row else "-",
         )
     Console(width=220).print(table)
 

@@ -141,7 +141,8 @@ def main() -> None:
         runc = SandboxConfig(backend="docker", docker=DockerSandboxConfig(image=args.image, pool_size=1))
         configs = [("docker backend (runc)", runc)]
         if not args.no_runsc and runsc_registered():
-            configs.append(("docker backend (runsc)", runc.model_copy(update={"docker": runc.docker.model_copy(update={"runtime": "runsc"})})))
+            runsc = runc.docker.model_copy(update={"runtime": "runsc"})
+            configs.append(("docker backend (runsc)", runc.model_copy(update={"docker": runsc})))
         for cell_name, code in (("trivial", TRIVIAL), ("crop 1024²", CROP)):
             rows.append({"mechanism": "floor: exec in-process", "cell": cell_name, "samples": floor(code, image_path, args.n)})
             rows.append({"mechanism": "docker run per call", "cell": cell_name,

@@ -30,7 +30,7 @@ stage() {  # stage NAME COMMAND...
 
 codedance doctor
 stage synth       codedance synth recipes/nano/synth.yaml
-stage heldout     codedance synth recipes/nano/heldout.yaml
+stage heldout     codedance synth recipes/nano/synth_heldout.yaml
 stage filter      codedance filter recipes/nano/filter.yaml
 stage eval-before codedance eval recipes/nano/eval.yaml --set output_dir=$ART/eval-before
 stage sft         codedance sft recipes/nano/sft.yaml

@@ -49,12 +49,12 @@ def test_recipe_check_cli_prints_resolved_json() -> None:
 
 
 def test_recipe_check_cli_bad_recipe_exits_2_with_one_line(tmp_path: Path) -> None:
-    bad = _write(tmp_path, "bad.yaml", "stage: sft\nmodel: m\ndataset: d\noutput_dir: o\ntrain_typ: full\n")
+    bad = _write(tmp_path, "bad.yaml", "stage: sft\nmodel: m\ndataset:\n  path: d\noutput_dir: o\nparts:\n  tuner_typ: full\n")
     result = run_codedance("recipe", "check", bad)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert str(bad) in lines[0] and "train_typ" in lines[0] and "did you mean 'train_type'" in lines[0]
+    assert str(bad) in lines[0] and "'parts.tuner_typ'" in lines[0] and "did you mean 'tuner_type'" in lines[0]
 
 
 def test_unknown_nested_key_has_did_you_mean_and_dotted_name(tmp_path: Path) -> None:

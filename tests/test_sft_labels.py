@@ -1,17 +1,17 @@
-"""ms-swift's own Qwen2.5-VL template on the tiny model: loss on assistant turns only, observations get label -100."""
+"""ms-swift's Qwen2.5-VL template on the tiny model: loss on assistant turns only, observations get label -100.
+
+The template is the one the nano recipe trains with (`codedance_qwen2_5_vl`: ms-swift's stock Qwen2.5-VL
+template with a PIL image processor and the tokenizer's image ids), so this checks exactly what training sees.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from codedance_cli.data.export_swift import swift_record
 from sft_trajectories import make_trajectories
-
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("torchvision") is None,
-                                reason="ms-swift loads the Qwen2.5-VL processor, which transformers 5 builds only with torchvision")
 
 
 def _spans(ids: list[int], labels: list[int], decode) -> list[tuple[bool, str]]:
@@ -30,10 +30,13 @@ def test_observation_tokens_are_masked(tiny_model_dir: Path, tmp_path: Path, mon
     monkeypatch.setenv("MAX_PIXELS", "50176")
     from swift import get_processor, get_template
 
+    from codedance_cli.rl.swift_qwen_pil import NAME, register
+
+    register()
     traj = make_trajectories(1, prompt_version=version)[0]  # crop (with image), failing cell, answer
     record = swift_record(traj, tmp_path / "images")
-    processor = get_processor(str(tiny_model_dir), model_type="qwen2_5_vl")
-    template = get_template(processor, template_type="qwen2_5_vl")
+    processor = get_processor(str(tiny_model_dir), model_type=NAME)
+    template = get_template(processor, template_type=NAME)
     template.set_mode("train")
     encoded = template.encode({"messages": record["messages"], "images": record["images"]})
     ids, labels = encoded["input_ids"], encoded["labels"]
@@ -49,7 +52,9 @@ def test_observation_tokens_are_masked(tiny_model_dir: Path, tmp_path: Path, mon
     assert "crop (" in masked and "NameError" in masked
     image_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     image_positions = [i for i, token in enumerate(ids) if token == image_id]
-    assert len(image_positions) > 0 and all(labels[i] == -100 for i in image_positions)
+    grid = encoded["image_grid_thw"]
+    assert len(image_positions) == int(grid.prod(dim=1).sum()) // 4  # every image expanded to its merged patches
+    assert all(labels[i] == -100 for i in image_positions)
     assert encoded["image_grid_thw"].shape[0] == 2  # the input image and the observation's crop
     if version == "codedance-toolcall-v1":
         assert "<tool_response>" in masked and "<tool_response>" not in "".join(trained)

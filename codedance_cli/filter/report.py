@@ -93,6 +93,10 @@ def _histogram_png(report: FilterReport) -> bytes:
     right.bar([str(t) for t in turns], [report.turns.get(t, 0) for t in turns], color="#c0504d")
     right.set_title("assistant turns per kept trajectory")
     right.set_xlabel("turns")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (left, right):
+        axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

@@ -37,8 +37,12 @@ def run(
 def build_image(
     method: Annotated[str, typer.Option(help="auto, rootfs (mmdebstrap/debootstrap + docker import, no registry) or dockerfile.")] = "auto",
     image: Annotated[str, typer.Option(help="Image name to build.")] = "codedance-sandbox:latest",
-    force: Annotated[bool, typer.Option("--force", help="Rebuild even if the image holds the current worker (rootfs keeps its cached Debian base layer).")] = False,
-    python_image: Annotated[str | None, typer.Option(help="Base image for --method dockerfile (default python:3.11-slim-bookworm).")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Rebuild even if the image holds the current worker (rootfs keeps its cached Debian base layer)."
+    )] = False,
+    python_image: Annotated[str | None, typer.Option(
+        help="Base image for --method dockerfile (default python:3.11-slim-bookworm)."
+    )] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")] = False,
 ) -> None:
     """Build the sandbox Docker image (skipped when it already holds this checkout's worker.py)."""
@@ -54,10 +58,11 @@ def build_image(
         raise BadInput(f"--method: expected auto, rootfs or dockerfile, got {method!r}")
     console = Console(stderr=True)
     with console.status(f"building {image}") as status:
-        result = build(image, method, force, on_line=lambda line: status.update(f"building {image}: {line[:100]}"),  # type: ignore[arg-type]
-                       python_image=python_image)
+        result = build(image, method, force,  # type: ignore[arg-type]
+                       on_line=lambda line: status.update(f"building {image}: {line[:100]}"), python_image=python_image)
     if as_json:
         print(json.dumps(asdict(result)))
     else:
         verb = f"built in {result.seconds:g} s" if result.built else "up to date"
-        console.print(f"{result.image} {verb} ({result.method}, {result.size_mb:g} MB, worker {result.worker_sha256[:12]})", highlight=False)
+        details = f"{result.method}, {result.size_mb:g} MB, worker {result.worker_sha256[:12]}"
+        console.print(f"{result.image} {verb} ({details})", highlight=False)

@@ -72,7 +72,8 @@ class DockerSession(SandboxSession):
                 # The kernel's OOM killer picked the session process: say which limit it was.
                 observation.error_type = "MemoryLimit"
                 limit = self.sandbox.config.docker.memory_mb
-                observation.error = f"{observation.error or 'the session process was killed'} (the container's memory limit of {limit} MB was reached)"
+                reason = observation.error or "the session process was killed"
+                observation.error = f"{reason} (the container's memory limit of {limit} MB was reached)"
             if note:
                 observation.stderr = f"{note}\n{observation.stderr}" if observation.stderr else note
             return observation

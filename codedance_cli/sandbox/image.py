@@ -118,7 +118,7 @@ def _build_dockerfile(image: str, force: bool, on_line: Callable[[str], None] | 
     with tempfile.TemporaryDirectory(prefix="codedance-sandbox-build-") as context:
         shutil.copy(DOCKERFILE, Path(context) / "Dockerfile")
         shutil.copy(WORKER_FILE, Path(context) / "worker.py")
-        argv = ["docker", "build", "--network", "host", "-t", image, "--label", f"{WORKER_LABEL}={worker_sha256()}",
+        argv = ["docker", "build", "--force-rm", "--network", "host", "-t", image, "--label", f"{WORKER_LABEL}={worker_sha256()}",
                 "--label", f"{DOCKERFILE_LABEL}={dockerfile_hash}"]
         if python_image:
             argv += ["--build-arg", f"PYTHON_IMAGE={python_image}"]

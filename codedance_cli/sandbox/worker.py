@@ -362,9 +362,13 @@ class SessionRuntime:
         return found
 
     def collect_saved_files(self, before: dict[str, tuple[int, int]]) -> None:
+        limit = int(self.limits["max_images_per_cell"])
         for path, signature in sorted(self.snapshot_files().items()):
             if before.get(path) == signature or (path in self.input_names and path not in before):
                 continue
+            if len(self.captured) > limit:  # enough to fill the cell's quota (and say some were left out)
+                self.notes.append(f"more image files were written than the {limit} images a cell returns; the rest are not read")
+                break
             try:
                 with open(path, "rb") as handle:
                     self.add_encoded(handle.read())
