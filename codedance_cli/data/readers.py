@@ -2,6 +2,8 @@
 
 Rows are plain dicts in file order with their index, so every later error can say
 "row 1234". Nothing here knows what the columns mean; that is the format modules' job.
+Parquet (batch by batch), jsonl and csv stream; a single .json array is necessarily
+parsed whole (use jsonl or parquet for large sets).
 """
 
 from __future__ import annotations
