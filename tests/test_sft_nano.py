@@ -52,3 +52,13 @@ def test_nano_sft_trains_and_writes_a_loadable_checkpoint(tiny_model_dir: Path, 
 
         assert type(AutoProcessor.from_pretrained(last)).__name__ == "Qwen2_5_VLProcessor"
     assert (out / "data" / "train.jsonl").is_file() and (out / "swift.log").is_file()
+
+    # and `codedance infer` runs the trained checkpoint on an image
+    from PIL import Image
+
+    Image.new("RGB", (120, 90), "red").save(tmp_path / "red.png")
+    infer = run_codedance("infer", "What colour is it?", "-i", tmp_path / "red.png", "--model", last, "--json",
+                          "--set", "loop.max_turns=1", "--set", "loop.max_new_tokens=4", timeout=300)
+    assert infer.returncode == 0, infer.stderr[-2000:]
+    trajectory = json.loads(infer.stdout)
+    assert len(trajectory["turns"]) == 1 and trajectory["turns"][0]["completion_tokens"] >= 1

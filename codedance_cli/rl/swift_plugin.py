@@ -11,7 +11,7 @@ from swift.rewards import orms
 from swift.rollout.multi_turn import multi_turns
 
 from codedance_cli.rewards.swift_reward import CodeDanceReward
-from codedance_cli.rl import swift_qwen_pil
+from codedance_cli.engines import swift_qwen_pil
 from codedance_cli.rl.swift_engine import REWARD_NAME, SCHEDULER_NAME
 from codedance_cli.rl.swift_scheduler import CodeDanceSandboxScheduler
 
