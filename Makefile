@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 CACHE ?= .cache
 TINY_MODEL := $(CACHE)/tiny-qwen2.5-vl
+TINY_JUDGE := $(CACHE)/tiny-qwen2-judge
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: demo test install system-deps tiny-model sandbox-image clean
@@ -30,10 +31,14 @@ sandbox-image: system-deps | $(VENV)/.installed
 $(TINY_MODEL)/config.json: scripts/make_tiny_model.py | $(VENV)/.installed
 	$(PY) scripts/make_tiny_model.py $(TINY_MODEL)
 
-tiny-model: $(TINY_MODEL)/config.json
+# The nano judge is text-only, like the paper's Qwen2.5-72B-Instruct judge.
+$(TINY_JUDGE)/config.json: scripts/make_tiny_model.py | $(VENV)/.installed
+	$(PY) scripts/make_tiny_model.py --text-only $(TINY_JUDGE)
+
+tiny-model: $(TINY_MODEL)/config.json $(TINY_JUDGE)/config.json
 
 test: install system-deps tiny-model sandbox-image
-	CODEDANCE_TINY_MODEL=$(abspath $(TINY_MODEL)) $(PY) -m pytest -q
+	CODEDANCE_TINY_MODEL=$(abspath $(TINY_MODEL)) CODEDANCE_TINY_JUDGE=$(abspath $(TINY_JUDGE)) $(PY) -m pytest -q
 
 demo: install system-deps tiny-model
 	CODEDANCE_TINY_MODEL=$(abspath $(TINY_MODEL)) bash scripts/demo.sh

@@ -12,7 +12,7 @@ DONE=$ART/.done
 mkdir -p "$DONE"
 if [[ -n "${FROM:-}" ]]; then
   drop=0
-  for s in synth heldout filter eval-before sft rl eval-after infer; do
+  for s in synth heldout filter eval-before sft eval-sft rl eval-after sample infer; do
     [[ $s == "$FROM" ]] && drop=1
     ((drop)) && rm -f "$DONE/$s"
   done
@@ -34,11 +34,15 @@ stage heldout     codedance synth recipes/nano/synth_heldout.yaml
 stage filter      codedance filter recipes/nano/filter.yaml
 stage eval-before codedance eval recipes/nano/eval.yaml --set output_dir=$ART/eval-before
 stage sft         codedance sft recipes/nano/sft.yaml
+stage eval-sft    codedance eval recipes/nano/eval.yaml --set model.path=$ART/sft/last \
+                    --set output_dir=$ART/eval-sft --baseline $ART/eval-before
 stage rl          codedance rl recipes/nano/rl.yaml
-stage eval-after  codedance eval recipes/nano/eval.yaml --set model.path=$ART/rl/last --set output_dir=$ART/eval-after
+stage eval-after  codedance eval recipes/nano/eval.yaml --set model.path=$ART/rl/last \
+                    --set output_dir=$ART/eval-after --baseline $ART/eval-sft
+stage sample      python scripts/sample_task.py $ART/heldout $ART/sample
 stage infer       codedance infer --recipe recipes/nano/infer.yaml --model $ART/rl/last \
-                    --image "$ART/sample.png" --html "$ART/infer.html" "How many red circles are in the image?"
+                    --image $ART/sample/image.png --html $ART/infer.html "$(cat $ART/sample/question.txt 2>/dev/null)"
 
 echo
 echo "Artifacts:"
-for p in synth heldout filtered eval-before sft rl eval-after infer.html; do echo "  $ART/$p"; done
+for p in synth heldout filtered eval-before sft eval-sft rl eval-after infer.html; do echo "  $ART/$p"; done

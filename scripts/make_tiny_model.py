@@ -271,6 +271,19 @@ def save_processor(out_dir: Path, tokenizer, image_processor, args: argparse.Nam
     processor.save_pretrained(out_dir)
 
 
+def build_text_model(tokenizer, args: argparse.Namespace):
+    """A random Qwen2 causal LM on the same tokenizer: the nano judge, text-only like the paper's Qwen2.5-72B-Instruct."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=args.hidden_size, intermediate_size=2 * args.hidden_size,
+        num_hidden_layers=args.layers, num_attention_heads=args.heads, num_key_value_heads=max(1, args.heads // 2),
+        max_position_embeddings=8192, tie_word_embeddings=True,
+        bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"), eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+    )
+    return Qwen2ForCausalLM(config)
+
+
 def build(out_dir: Path, args: argparse.Namespace) -> None:
     import torch
     from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
@@ -278,8 +291,11 @@ def build(out_dir: Path, args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     tokenizer = build_tokenizer(args.vocab_size)
     image_processor = build_image_processor(args.min_pixels, args.max_pixels)
-    config = build_config(tokenizer, args)
-    model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32 if args.dtype == "float32" else torch.bfloat16)
+    if args.text_only:
+        model = build_text_model(tokenizer, args)
+    else:
+        model = Qwen2_5_VLForConditionalGeneration(build_config(tokenizer, args))
+    model = model.to(torch.float32 if args.dtype == "float32" else torch.bfloat16)
     model.eval()
     im_end, eot = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
     model.generation_config = GenerationConfig(
@@ -291,9 +307,13 @@ def build(out_dir: Path, args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         model.save_pretrained(tmp)
-        save_processor(tmp, tokenizer, image_processor, args)
+        if args.text_only:
+            tokenizer.save_pretrained(tmp)  # no processor: AutoProcessor falls back to the tokenizer
+        else:
+            save_processor(tmp, tokenizer, image_processor, args)
+        kind = "Qwen2 (text-only)" if args.text_only else "Qwen2.5-VL"
         (tmp / "README.md").write_text(
-            "Random-init Qwen2.5-VL-architecture test model built by scripts/make_tiny_model.py; it writes gibberish.\n"
+            f"Random-init {kind}-architecture test model built by scripts/make_tiny_model.py; it writes gibberish.\n"
         )
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -316,13 +336,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--min-pixels", type=int, default=4 * 28 * 28)
     parser.add_argument("--max-pixels", type=int, default=64 * 28 * 28, help="Per-image pixel budget (64 visual tokens).")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--text-only", action="store_true", help="A text-only Qwen2 causal LM (the nano judge) on the same tokenizer.")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     build(args.out_dir, args)
-    print(f"tiny Qwen2.5-VL written to {args.out_dir}")
+    print(f"tiny {'Qwen2 (text-only)' if args.text_only else 'Qwen2.5-VL'} written to {args.out_dir}")
 
 
 if __name__ == "__main__":

@@ -17,15 +17,26 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny random Qwen2.5-VL: $CODEDANCE_TINY_MODEL when built (the Makefile sets it), else built here once."""
-    configured = os.environ.get("CODEDANCE_TINY_MODEL")
+def _built_model(env_var: str, name: str, extra_args: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """$env_var when that model is built (the Makefile sets it), else build it here once per session."""
+    configured = os.environ.get(env_var)
     if configured and (Path(configured) / "config.json").is_file():
         return Path(configured)
-    out = tmp_path_factory.mktemp("tiny-model") / "tiny-qwen2.5-vl"
-    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "make_tiny_model.py"), str(out)], check=True, cwd=REPO_ROOT)
+    out = tmp_path_factory.mktemp(name) / name
+    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "make_tiny_model.py"), *extra_args, str(out)], check=True, cwd=REPO_ROOT)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random Qwen2.5-VL."""
+    return _built_model("CODEDANCE_TINY_MODEL", "tiny-qwen2.5-vl", [], tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_judge_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random text-only Qwen2 judge (same tokenizer and chat template)."""
+    return _built_model("CODEDANCE_TINY_JUDGE", "tiny-qwen2-judge", ["--text-only"], tmp_path_factory)
 
 
 def codedance_executable() -> str:

@@ -1,8 +1,8 @@
 """`codedance judge serve` for real: a `transformers serve` child on loopback, the judge and HTTP clients against it.
 
 The judge is a text model (the release's judge is Qwen2.5-72B-Instruct), so the
-served model here is a tiny random Qwen2 LM built from the tiny model's
-tokenizer: its verdicts are noise, but every byte goes through the real
+served model here is the tiny random text-only Qwen2 LM that
+`scripts/make_tiny_model.py --text-only` builds on the tiny model's tokenizer: its verdicts are noise, but every byte goes through the real
 launcher, server, HTTP client and verdict parser. Serving the tiny *vision*
 model needs torchvision (transformers' Qwen2-VL video processor), which a
 CPU-only torch machine does not have; that test runs where torchvision imports.
@@ -37,33 +37,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def build_tiny_text_model(tokenizer_dir: Path, out: Path) -> Path:
-    """A 2-layer random Qwen2 causal LM sharing the tiny model's tokenizer and chat template."""
-    import torch
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=True,
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-    )
-    Qwen2ForCausalLM(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    shutil.copy(tokenizer_dir / "chat_template.jinja", out / "chat_template.jinja")
-    tokenizer_config = out / "tokenizer_config.json"
-    data = json.loads(tokenizer_config.read_text())
-    data.pop("processor_class", None)  # a text model: AutoProcessor must fall back to the tokenizer
-    tokenizer_config.write_text(json.dumps(data))
-    return out
-
-
 @pytest.fixture(scope="module")
-def judge_server(tiny_model_dir, tmp_path_factory):
+def judge_server(tiny_judge_dir, tmp_path_factory):
     """`codedance judge serve RECIPE` as a real subprocess; yields (process, exports)."""
     work = tmp_path_factory.mktemp("judge")
-    model = build_tiny_text_model(Path(tiny_model_dir), work / "tiny-text-judge")
+    model = tiny_judge_dir
     recipe = work / "judge.yaml"
     recipe.write_text(f"stage: judge\nmodel: {model}\nengine: transformers\ndevice: cpu\ndtype: float32\nport: {free_port()}\nstartup_timeout_s: 240\n")
     process = subprocess.Popen(
@@ -88,12 +66,12 @@ def judge_server(tiny_model_dir, tmp_path_factory):
         process.wait(30)
 
 
-def test_judge_serve_exports_a_healthy_openai_endpoint(judge_server):
+def test_judge_serve_exports_a_healthy_openai_endpoint(judge_server, tiny_judge_dir):
     _, exports = judge_server
     url = exports["CODEDANCE_JUDGE_URL"]
     assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
     assert httpx.get(url.removesuffix("/v1") + "/health", timeout=10).status_code == 200
-    assert Path(exports["CODEDANCE_JUDGE_MODEL"]).name == "tiny-text-judge"
+    assert Path(exports["CODEDANCE_JUDGE_MODEL"]).name == Path(tiny_judge_dir).name
 
 
 def test_openai_client_against_transformers_serve(judge_server):
