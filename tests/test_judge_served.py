@@ -14,7 +14,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess

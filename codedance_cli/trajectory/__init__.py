@@ -12,13 +12,15 @@ from codedance_cli.trajectory.schema import (
 
 __all__ = ["AnswerType", "Observation", "StopReason", "Trajectory", "Turn", "decode_image", "encode_image"]
 
-from codedance_cli.trajectory.store import (  # noqa: E402  (after the schema it stores)
-    TrajectoryWriter,
-    count_trajectories,
-    done_task_ids,
-    iter_trajectories,
-    read_trajectories,
-    write_trajectories,
-)
+# The store pulls in `datasets` (about a second to import): load it only when one of its names is used,
+# so that `codedance --help` and the sandbox worker's orchestrator stay quick.
+_STORE_NAMES = ("TrajectoryWriter", "count_trajectories", "done_task_ids", "iter_trajectories", "read_trajectories", "write_trajectories")
+__all__ += list(_STORE_NAMES)
 
-__all__ += ["TrajectoryWriter", "count_trajectories", "done_task_ids", "iter_trajectories", "read_trajectories", "write_trajectories"]
+
+def __getattr__(name: str):
+    if name in _STORE_NAMES:
+        from codedance_cli.trajectory import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module 'codedance_cli.trajectory' has no attribute {name!r}")
