@@ -110,11 +110,12 @@ def test_unknown_model_or_dataset_fails_before_anything_starts(tiny_model_dir: P
     assert not (tmp_path / "out").exists()
 
 
-def test_resolve_model(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_resolve_model(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_model(str(tiny_model_dir)) == str(tiny_model_dir.resolve())
     assert resolve_model("Qwen/Qwen2.5-VL-7B-Instruct") == "Qwen/Qwen2.5-VL-7B-Instruct"
     (tmp_path / "empty").mkdir()
     with pytest.raises(BadInput, match="config.json"):
         resolve_model(str(tmp_path / "empty"))
+    monkeypatch.chdir(tmp_path)  # independent of what a demo left in the checkout
     with pytest.raises(BadInput, match="no such folder"):
         resolve_model("./artifacts/nano/sft/last")
