@@ -16,9 +16,11 @@ import time
 import pytest
 
 from codedance_cli.recipes.common import DockerSandboxConfig, SandboxConfig
-from codedance_cli.sandbox.docker_backend import RESTARTED_NOTE, DockerSandbox
+from codedance_cli.sandbox.docker_backend import DockerSandbox
 from codedance_cli.sandbox.docker_container import OWNER_LABEL, WORKER_CAPS
 from conftest import run_codedance
+
+RESTARTED_NOTE = "[sandbox] the sandbox container died; this session was restarted: variables from earlier cells are lost"
 
 pytestmark = pytest.mark.docker
 IMAGE = "codedance-sandbox:latest"
@@ -237,9 +239,9 @@ def test_gvisor_runtime_runs_a_cell(docker_image: str) -> None:
 
 
 def test_a_container_that_stops_answering_is_replaced(docker_image: str, monkeypatch) -> None:
-    from codedance_cli.sandbox import docker_backend
+    from codedance_cli.sandbox import worker_session
 
-    monkeypatch.setattr(docker_backend, "GRACE_S", 1.0)
+    monkeypatch.setattr(worker_session, "GRACE_S", 1.0)
 
     async def scenario():
         async with DockerSandbox(sandbox_config()) as sandbox:

@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from codedance_cli.recipes.common import SandboxConfig
-from codedance_cli.sandbox.base import InputImage, Sandbox, SandboxSession
+from codedance_cli.sandbox.base import InputImage, Sandbox
 from codedance_cli.sandbox.docker_container import (
     WORKER_LABEL,
     SandboxContainer,
@@ -27,62 +26,41 @@ from codedance_cli.sandbox.docker_container import (
     owner_tag,
     worker_sha256,
 )
-from codedance_cli.sandbox.protocol import WorkerError, encode_input_image, failed_observation, limits_from_config
+from codedance_cli.sandbox.protocol import WorkerError, encode_input_image, limits_from_config
+from codedance_cli.sandbox.worker_session import WorkerSession
 from codedance_cli.trajectory.schema import Observation
 
 log = logging.getLogger(__name__)
 
-GRACE_S = 10.0  # beyond the cell timeout, before we decide the worker itself hangs and kill its container
-RESTARTED_NOTE = "[sandbox] the sandbox container died; this session was restarted: variables from earlier cells are lost"
 
 
-class DockerSession(SandboxSession):
+class DockerSession(WorkerSession):
     """A session living in one container's worker; moved to a fresh container if that one dies."""
 
+    unit = "container"
+    replaced = "replaced"
+
     def __init__(self, sandbox: DockerSandbox, session_id: str, images: list[str]) -> None:
-        self.sandbox, self.session_id, self.images = sandbox, session_id, images
+        super().__init__(sandbox, session_id, images, sandbox.config.timeout_s)
         self.container: SandboxContainer | None = None
-        self.lock = asyncio.Lock()
-        self.closed = False
 
-    async def run(self, code: str, timeout_s: float | None = None) -> Observation:
-        timeout = float(timeout_s if timeout_s is not None else self.sandbox.config.timeout_s)
-        async with self.lock:
-            if self.closed:
-                return failed_observation("SessionClosed", "this sandbox session is closed")
-            note = None
-            if self.container is None or not self.container.alive:
-                note = RESTARTED_NOTE
-                try:
-                    await self.sandbox._place(self)
-                except WorkerError as exc:
-                    return failed_observation("SandboxError", f"could not restart the session: {exc}")
-            container = self.container
-            assert container is not None and container.client is not None
-            started = time.monotonic()
-            try:
-                observation = await asyncio.wait_for(container.client.run(self.session_id, code, timeout), timeout + GRACE_S)
-            except asyncio.TimeoutError:
-                await self.sandbox._retire(container, kill=True)
-                return failed_observation("SandboxError", "the sandbox container stopped answering and was replaced",
-                                          time.monotonic() - started)
-            except WorkerError as exc:
-                return failed_observation("SandboxError", f"the sandbox container failed: {exc}", time.monotonic() - started)
-            if observation.error_type == "Killed" and await container.memory_limit_hit():
-                # The kernel's OOM killer picked the session process: say which limit it was.
-                observation.error_type = "MemoryLimit"
-                limit = self.sandbox.config.docker.memory_mb
-                reason = observation.error or "the session process was killed"
-                observation.error = f"{reason} (the container's memory limit of {limit} MB was reached)"
-            if note:
-                observation.stderr = f"{note}\n{observation.stderr}" if observation.stderr else note
-            return observation
+    def _client(self) -> Any:
+        return self.container.client if self.container is not None and self.container.alive else None
 
-    async def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        await self.sandbox._release(self)
+    async def _replace(self) -> None:
+        await self.sandbox._place(self)
+
+    async def _retire_unit(self) -> None:
+        assert self.container is not None
+        await self.sandbox._retire(self.container, kill=True)
+
+    async def _explain(self, observation: Observation) -> None:
+        if observation.error_type == "Killed" and self.container is not None and await self.container.memory_limit_hit():
+            # The kernel's OOM killer picked the session process: say which limit it was.
+            observation.error_type = "MemoryLimit"
+            limit = self.sandbox.config.docker.memory_mb
+            reason = observation.error or "the session process was killed"
+            observation.error = f"{reason} (the container's memory limit of {limit} MB was reached)"
 
 
 class DockerSandbox(Sandbox):

@@ -18,27 +18,24 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 from codedance_cli.recipes.common import SandboxConfig
-from codedance_cli.sandbox.base import InputImage, Sandbox, SandboxSession
+from codedance_cli.sandbox.base import InputImage, Sandbox
 from codedance_cli.sandbox import bwrap
 from codedance_cli.sandbox.protocol import (
     WorkerClient,
     WorkerError,
     encode_input_image,
-    failed_observation,
     limits_from_config,
 )
-from codedance_cli.trajectory.schema import Observation
+from codedance_cli.sandbox.worker_session import WorkerSession
 
 log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 120.0  # cold imports on a busy 2-core machine can take several seconds
-GRACE_S = 10.0  # beyond the cell timeout, before we decide the worker itself hangs
 _worker_serial = itertools.count(1)
 
 
@@ -112,44 +109,21 @@ class LocalWorker:
             shutil.rmtree(self.session_dir, ignore_errors=True)
 
 
-class LocalSession(SandboxSession):
-    """A session living in one worker; moved to another worker if its worker dies."""
+class LocalSession(WorkerSession):
+    """A session living in one worker process; moved to another worker if its worker dies."""
 
     def __init__(self, sandbox: LocalSandbox, worker: LocalWorker, session_id: str, images: list[str]) -> None:
-        self.sandbox, self.worker, self.session_id, self.images = sandbox, worker, session_id, images
-        self.lock = asyncio.Lock()
-        self.closed = False
+        super().__init__(sandbox, session_id, images, sandbox.config.timeout_s)
+        self.worker = worker
 
-    async def run(self, code: str, timeout_s: float | None = None) -> Observation:
-        timeout = float(timeout_s if timeout_s is not None else self.sandbox.config.timeout_s)
-        async with self.lock:
-            if self.closed:
-                return failed_observation("SessionClosed", "this sandbox session is closed")
-            note = None
-            if not (self.worker.client and self.worker.client.alive):
-                note = "[sandbox] the sandbox worker died; this session was restarted: variables from earlier cells are lost"
-                try:
-                    await self.sandbox._reopen(self)
-                except WorkerError as exc:
-                    return failed_observation("SandboxError", f"could not restart the session: {exc}")
-            started = time.monotonic()
-            try:
-                observation = await asyncio.wait_for(self.worker.client.run(self.session_id, code, timeout), timeout + GRACE_S)
-            except asyncio.TimeoutError:
-                await self.sandbox._retire(self.worker, kill=True)
-                return failed_observation("SandboxError", "the sandbox worker stopped answering and was restarted",
-                                          time.monotonic() - started)
-            except WorkerError as exc:
-                return failed_observation("SandboxError", f"the sandbox worker failed: {exc}", time.monotonic() - started)
-            if note:
-                observation.stderr = f"{note}\n{observation.stderr}" if observation.stderr else note
-            return observation
+    def _client(self) -> WorkerClient | None:
+        return self.worker.client
 
-    async def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        await self.sandbox._release(self)
+    async def _replace(self) -> None:
+        await self.sandbox._reopen(self)
+
+    async def _retire_unit(self) -> None:
+        await self.sandbox._retire(self.worker, kill=True)
 
 
 class LocalSandbox(Sandbox):
