@@ -7,6 +7,8 @@ PIP := $(VENV)/bin/pip
 CACHE ?= .cache
 TINY_MODEL := $(CACHE)/tiny-qwen2.5-vl
 TINY_JUDGE := $(CACHE)/tiny-qwen2-judge
+# The tokenizer is trained on the system prompts and procedural items: rebuild the tiny models when they change.
+TOKENIZER_TEXT := $(wildcard codedance_cli/procedural/*.py) codedance_cli/loop/prompts.py
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: demo test install system-deps tiny-model sandbox-image clean
@@ -28,11 +30,11 @@ system-deps:
 sandbox-image: system-deps | $(VENV)/.installed
 	$(VENV)/bin/codedance sandbox build-image
 
-$(TINY_MODEL)/config.json: scripts/make_tiny_model.py | $(VENV)/.installed
+$(TINY_MODEL)/config.json: scripts/make_tiny_model.py $(TOKENIZER_TEXT) | $(VENV)/.installed
 	$(PY) scripts/make_tiny_model.py $(TINY_MODEL)
 
 # The nano judge is text-only, like the paper's Qwen2.5-72B-Instruct judge.
-$(TINY_JUDGE)/config.json: scripts/make_tiny_model.py | $(VENV)/.installed
+$(TINY_JUDGE)/config.json: scripts/make_tiny_model.py $(TOKENIZER_TEXT) | $(VENV)/.installed
 	$(PY) scripts/make_tiny_model.py --text-only $(TINY_JUDGE)
 
 tiny-model: $(TINY_MODEL)/config.json $(TINY_JUDGE)/config.json

@@ -145,18 +145,44 @@ Which option is correct? A. red B. green C. blue D. yellow
 _DIGITS = " ".join(str(n) for n in range(0, 1000, 7)) + " 3.14159 2.71828 0.5 1e-5 100% 42"
 
 
-def corpus() -> list[str]:
-    """Deterministic training lines for the tokenizer."""
+def corpus(project_items: int = 200) -> list[str]:
+    """Deterministic training lines for the tokenizer: generic code and prose, plus the project's own text.
+
+    Why the project's text: a real tokenizer has seen a web's worth of Python and English, so a solution
+    cell costs a few hundred tokens; a BPE trained on a page of samples costs ~2 characters a token, which
+    doubles every training sequence and turn budget. The system prompts and the procedural families'
+    questions, thoughts and code are the text this model will read and write.
+    """
     tags = " ".join(TEXT_TAG_TOKENS)
     chunks = [_CODE, _PROSE, _DIGITS, tags, '{"name": "execute_python_code", "arguments": {"code": "print(1)"}}']
     lines: list[str] = []
     for repeat in range(8):
         for chunk in chunks:
             lines.extend(line.replace("img", "img" if repeat % 2 else "image") for line in chunk.splitlines())
+    for text in project_texts(project_items):
+        lines.extend(text.splitlines())
     return lines
 
 
-def build_tokenizer(vocab_size: int):
+def project_texts(n_items: int) -> list[str]:
+    """System prompts and procedural items (seed 99, apart from the data seeds), as the model will see them."""
+    if n_items <= 0:
+        return []
+    from codedance_cli.loop import prompts
+    from codedance_cli.procedural.registry import iter_items
+    from codedance_cli.procedural.solve import answer_turn_text, code_turn_text, fill_final_thought
+
+    versions = (prompts.DEFAULT_VERSION, prompts.TOOLCALL_VERSION)
+    texts = [prompts.system_prompt(version) for version in versions]
+    for index, item in iter_items(n_items, seed=99):
+        texts.append(item.question)
+        texts.extend(code_turn_text(step.thought, step.code, versions[index % 2]) for step in item.steps)
+        thought = fill_final_thought(item.final_thought, item.ground_truth, item.params)
+        texts.append(answer_turn_text(thought, item.ground_truth))
+    return texts
+
+
+def build_tokenizer(vocab_size: int, project_items: int = 200):
     """Train a byte-level BPE with Qwen's pre-tokenizer and wrap it as a Qwen2Tokenizer."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import AddedToken, Qwen2Tokenizer
@@ -173,7 +199,7 @@ def build_tokenizer(vocab_size: int):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         special_tokens=[],
     )
-    trainee.train_from_iterator(corpus(), trainer=trainer)
+    trainee.train_from_iterator(corpus(project_items), trainer=trainer)
     model_json = json.loads(trainee.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model_json["merges"]]
     vocab = dict(model_json["vocab"])
@@ -289,7 +315,7 @@ def build(out_dir: Path, args: argparse.Namespace) -> None:
     from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
     torch.manual_seed(args.seed)
-    tokenizer = build_tokenizer(args.vocab_size)
+    tokenizer = build_tokenizer(args.vocab_size, args.corpus_items)
     image_processor = build_image_processor(args.min_pixels, args.max_pixels)
     if args.text_only:
         model = build_text_model(tokenizer, args)
@@ -327,7 +353,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vocab-size", type=int, default=1024, help="Upper bound on the BPE vocabulary incl. added tokens.")
+    parser.add_argument("--vocab-size", type=int, default=4096, help="Upper bound on the BPE vocabulary incl. added tokens.")
+    parser.add_argument("--corpus-items", type=int, default=200, help="Procedural items in the tokenizer's training text (0: generic text only).")
     parser.add_argument("--hidden-size", type=int, default=128)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--layers", type=int, default=2)

@@ -55,6 +55,16 @@ def test_toolcall_format_wraps_observations_like_the_loop(tmp_path: Path) -> Non
     assert '<tool_call>\n{"name": "execute_python_code"' in record["messages"][2]["content"]
 
 
+def test_direct_version_trains_the_no_tool_baseline_on_the_same_items(trajectories, tmp_path: Path) -> None:
+    traj = trajectories[0]
+    record = swift_record(traj, tmp_path / "images", prompt_version="direct-v1")
+    assert [m["role"] for m in record["messages"]] == ["system", "user", "assistant"]
+    assert record["messages"][0]["content"] == system_prompt("direct-v1") and "cannot run code" in system_prompt("direct-v1")
+    assert record["messages"][2]["content"] == traj.turns[-1].text and "<answer>" in traj.turns[-1].text
+    assert "```python" not in "".join(m["content"] for m in record["messages"][1:])
+    assert len(record["images"]) == 1 and Path(record["images"][0]).read_bytes() == traj.images[0]
+
+
 def test_export_writes_jsonl_and_shared_images(trajectories, tmp_path: Path) -> None:
     source = tmp_path / "trajs"
     write_trajectories(source, trajectories)

@@ -35,8 +35,8 @@ def size_of(data: bytes) -> tuple[int, int]:
 
 
 def test_system_prompts_document_the_environment():
-    assert set(SYSTEM_PROMPTS) == {DEFAULT_VERSION, TOOLCALL_VERSION}
-    for version in SYSTEM_PROMPTS:
+    assert set(SYSTEM_PROMPTS) == {DEFAULT_VERSION, TOOLCALL_VERSION, "direct-v1"}
+    for version in (DEFAULT_VERSION, TOOLCALL_VERSION):
         text = system_prompt(version)
         for name in ("input_image", "input_images", "input_image_path", "plt.show()", "display(img)", "<answer>", "<think>"):
             assert name in text, (version, name)

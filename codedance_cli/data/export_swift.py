@@ -27,7 +27,7 @@ from typing import Any
 
 from codedance_cli.errors import BadInput
 from codedance_cli.loop.format import build_messages, decode_data_url
-from codedance_cli.loop.prompts import DEFAULT_VERSION, check_version
+from codedance_cli.loop.prompts import DEFAULT_VERSION, DIRECT_VERSION, check_version
 from codedance_cli.recipes.common import DataRef, LoopConfig
 from codedance_cli.trajectory.schema import Trajectory
 
@@ -40,7 +40,9 @@ def swift_record(traj: Trajectory, image_dir: Path, prompt_version: str | None =
                  config: LoopConfig | None = None) -> dict[str, Any]:
     """One ms-swift line for `traj`; its images are written into `image_dir` (content-addressed)."""
     version = check_version(prompt_version or traj.prompt_version or DEFAULT_VERSION)
-    messages = build_messages(traj, traj.turns, version, config)
+    # direct-v1 trains the no-tool baseline on the same items: the question, then only the answer turn.
+    turns = traj.turns[-1:] if version == DIRECT_VERSION else traj.turns
+    messages = build_messages(traj, turns, version, config)
     out_messages: list[dict[str, str]] = []
     images: list[str] = []
     for message in messages:

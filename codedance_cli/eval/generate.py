@@ -14,17 +14,11 @@ from dataclasses import dataclass
 
 from codedance_cli.clients.base import ModelClient
 from codedance_cli.eval.samples import SampleRecord, sample_key
+from codedance_cli.loop.prompts import DIRECT_VERSION, system_prompt
 from codedance_cli.recipes.common import LoopConfig, SandboxConfig
 from codedance_cli.rewards.matching import ANSWER_TAG
 from codedance_cli.trajectory.schema import Trajectory, Turn
 
-# The no-tool baseline: same answer tag as the tool prompt, so extraction and format numbers compare.
-DIRECT_PROMPT_VERSION = "direct-v1"
-DIRECT_SYSTEM_PROMPT = (
-    "You are a visual reasoning assistant. Look at the image(s) and answer the question. "
-    "You cannot run code. Reason briefly inside <think>...</think>, then give the final answer inside "
-    "<answer>...</answer> (only the answer: a letter for multiple choice, a number, or a short phrase)."
-)
 
 
 @dataclass(frozen=True)
@@ -80,10 +74,9 @@ async def run_direct_mode(jobs: Iterable[Job], client: ModelClient, loop: LoopCo
 
     async def one(job: Job) -> None:
         begin = time.perf_counter()
-        messages = task_messages(job.task, "codedance-v1")
-        messages[0] = {"role": "system", "content": DIRECT_SYSTEM_PROMPT}
+        messages = task_messages(job.task, DIRECT_VERSION)
         result = job.task.model_copy(deep=True)
-        result.system_prompt, result.prompt_version = DIRECT_SYSTEM_PROMPT, DIRECT_PROMPT_VERSION
+        result.system_prompt, result.prompt_version = system_prompt(DIRECT_VERSION), DIRECT_VERSION
         try:
             generation = await client.generate(
                 messages, max_new_tokens=min(loop.max_new_tokens, loop.max_total_tokens), temperature=loop.temperature, top_p=loop.top_p

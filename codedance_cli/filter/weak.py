@@ -10,24 +10,17 @@ from __future__ import annotations
 import asyncio
 
 from codedance_cli.clients.base import ModelClient
-from codedance_cli.loop.format import data_url, question_text
+from codedance_cli.loop.format import task_messages
+from codedance_cli.loop.prompts import DIRECT_VERSION
 from codedance_cli.loop.runner import run_trajectory
 from codedance_cli.recipes.filter import FilterRecipe
 from codedance_cli.rewards.matching import answers_match, extract_answer
 from codedance_cli.sandbox.base import Sandbox
 from codedance_cli.trajectory.schema import Trajectory
 
-DIRECT_SYSTEM_PROMPT = (
-    "You are a visual question answering assistant. Look at the image(s) and answer the question directly, "
-    "without code. Think briefly inside <think>...</think>, then give only the final answer inside <answer>...</answer>."
-)
-
-
 def direct_messages(task: Trajectory) -> list[dict]:
-    """The no-tool prompt: system, then the images and the question (options appended)."""
-    content = [{"type": "image_url", "image_url": {"url": data_url(data)}} for data in task.images]
-    content.append({"type": "text", "text": question_text(task)})
-    return [{"role": "system", "content": DIRECT_SYSTEM_PROMPT}, {"role": "user", "content": content}]
+    """The no-tool prompt (the eval's direct mode): system, then the images and the question (options appended)."""
+    return task_messages(task, DIRECT_VERSION)
 
 
 def _correct(prediction: str | None, task: Trajectory) -> bool:

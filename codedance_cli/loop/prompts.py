@@ -13,6 +13,8 @@ Two formats:
   calling: `<tool_call>{"name": "execute_python_code", "arguments": {"code": …}}</tool_call>`;
   results come back wrapped in `<tool_response>…</tool_response>` followed by
   a fixed nudge.
+- `direct-v1`: no tools, the answer straight from the image: the no-tool baseline (eval `mode: direct`,
+  the filter's weak model, and SFT of a no-tool model on the same items, which keeps only the answer turn).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from codedance_cli.errors import BadInput
 
 DEFAULT_VERSION = "codedance-v1"
 TOOLCALL_VERSION = "codedance-toolcall-v1"
+DIRECT_VERSION = "direct-v1"
 
 TOOL_NAME = "execute_python_code"
 
@@ -104,9 +107,17 @@ For each function call, return a json object with function name and arguments wi
 {{"name": <function-name>, "arguments": <args-json-object>}}
 </tool_call>"""
 
+# The no-tool baseline: same answer tag as the tool prompts, so extraction and format numbers compare.
+DIRECT_V1 = (
+    "You are a visual reasoning assistant. Look at the image(s) and answer the question. "
+    "You cannot run code. Reason briefly inside <think>...</think>, then give the final answer inside "
+    "<answer>...</answer> (only the answer: a letter for multiple choice, a number, or a short phrase)."
+)
+
 SYSTEM_PROMPTS: dict[str, str] = {
     DEFAULT_VERSION: CODEDANCE_V1,
     TOOLCALL_VERSION: CODEDANCE_TOOLCALL_V1,
+    DIRECT_VERSION: DIRECT_V1,
 }
 
 

@@ -35,7 +35,7 @@ def answer_turn_text(thought: str, answer: str) -> str:
     return f"<think>{thought}</think>\n<answer>{answer}</answer>"
 
 
-def _fill(template: str, answer: str, params: dict) -> str:
+def fill_final_thought(template: str, answer: str, params: dict) -> str:
     values = {k: v for k, v in params.items() if isinstance(v, (str, int, float))}
     return template.format(answer=answer, **{k: v for k, v in values.items() if k != "answer"})
 
@@ -57,7 +57,7 @@ async def solve_item(item: ProceduralItem, sandbox: Sandbox, seed: int, index: i
         return SolveResult(None, "no_answer")
     if answer.strip() != item.ground_truth:
         return SolveResult(None, "wrong_answer")
-    turns.append(Turn(text=answer_turn_text(_fill(item.final_thought, answer, item.params), answer)))
+    turns.append(Turn(text=answer_turn_text(fill_final_thought(item.final_thought, answer, item.params), answer)))
     task.turns = turns
     task.final_answer = answer
     task.stop_reason = "answer"

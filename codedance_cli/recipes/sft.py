@@ -74,7 +74,7 @@ class SftRecipe(StageRecipe):
     template: str = Field("qwen2_5_vl", description="ms-swift --template: how messages become tokens (and which get loss).")
     dataset: DataRef = Field(description="Training trajectories (parquet folder/file); exported to ms-swift jsonl first.")
     export_dir: Path | None = Field(None, description="Where the ms-swift jsonl and its images go; default OUTPUT_DIR/data.")
-    prompt_version: str | None = Field(None, description="Render with this prompt version; default: each trajectory's own.")
+    prompt_version: str | None = Field(None, description="Render with this prompt version; default: each trajectory's own. direct-v1 trains the no-tool baseline (question -> answer turn only).")
     only_correct: bool = Field(False, description="Export only trajectories whose final answer was judged correct (metadata.correct).")
     output_dir: Path = Field(description="Where checkpoints go; `last` links to the final one.")
     max_pixels: int = Field(1003520, description="Pixel budget per image (MAX_PIXELS for Qwen's vision utils, and --max_pixels).")
