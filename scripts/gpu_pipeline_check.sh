@@ -8,15 +8,16 @@
 #   bash scripts/gpu_pipeline_check.sh eval OUT    # `codedance eval`: tool model in tool mode, baseline in direct mode
 #   bash scripts/gpu_pipeline_check.sh all OUT     # both
 # Wheels the device lacks (ms-swift and its needs) travel in .whl/. Everything lands in artifacts/gpu/.
-# Knobs: ITEMS (3000 training items), HELDOUT (96), STEPS (600), BATCH (16), LR (5e-4), HIDDEN (512), LAYERS (8).
+# Knobs: ITEMS (3000 training items), HELDOUT (96), STEPS (600), BATCH (16), LR (5e-4), HIDDEN (512), LAYERS (8),
+# PIXELS (200704 = 256 visual tokens an image, for both models: the baseline sees the image at that size).
 set -euo pipefail
 PHASE=${1:?train, eval or all}
 OUT_DIR=${2:-${OUT:-/tmp/gpu-pipeline}}
-WORK=artifacts/gpu
+WORK=${WORK:-artifacts/gpu}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT_DIR" "$WORK"
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PATH=/tmp/site/bin:$PATH
-if compgen -G ".whl/*.whl" >/dev/null && [[ ! -d /tmp/site/swift ]]; then
+if compgen -G ".whl/*.whl" >/dev/null && ! $PY -c "import swift" 2>/dev/null; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 fi
 codedance() { $PY -m codedance_cli "$@"; }
@@ -29,6 +30,7 @@ timed() {  # timed NAME COMMAND...: run, print and keep the wall time
 sft() {  # sft NAME PROMPT_VERSION
   codedance sft recipes/nano/sft.yaml --set model="$WORK/model" --set dataset.path="$WORK/train" \
     --set output_dir="$WORK/$1" --set prompt_version="$2" --set swift_command="$(command -v swift)" \
+    --set max_pixels="${PIXELS:-200704}" \
     --set train.torch_dtype=bfloat16 --set train.max_steps="${STEPS:-600}" \
     --set train.per_device_train_batch_size="${BATCH:-16}" --set train.learning_rate="${LR:-5e-4}" \
     --set train.lr_scheduler_type=cosine --set train.attn_impl=sdpa --set train.dataloader_num_workers=4 \
@@ -52,7 +54,7 @@ train() {
 }
 
 evaluate() {  # the tool model through the code loop; the no-tool model (and, for reference, the tool model) directly
-  local common=(--set model.device=cuda --set model.dtype=bfloat16
+  local common=(--set model.device=cuda --set model.dtype=bfloat16 --set model.max_pixels="${PIXELS:-200704}"
                 --set "benchmarks=[{name: procedural, path: $WORK/heldout, limit: ${HELDOUT:-96}}]"
                 --set loop.max_turns=4 --set loop.max_new_tokens=640 --set loop.max_total_tokens=8192
                 --set loop.concurrency=48 --set sandbox.workers=16)
