@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # CodeDance-nano end to end on CPU: synth -> filter -> sft -> rl -> eval -> infer.
 # Each stage is the real command with its recipes/nano/ recipe. A stage that finished leaves a marker in
-# artifacts/nano/.done/, so re-running `make demo` restarts from the stage that failed.
-# FROM=stage forces a restart from that stage; FRESH=1 starts over.
+# $ART/.done/, so re-running `make demo` restarts from the stage that failed.
+# ART=dir writes everything there (default artifacts/nano); FROM=stage forces a restart from that stage;
+# FRESH=1 starts over; QUICK=1 shrinks every stage to the smallest real run (tests/test_pipeline.py);
+# CODEDANCE_TINY_MODEL=dir is the base model (default: the recipes' .cache/tiny-qwen2.5-vl).
 set -euo pipefail
+[[ -n ${ART:-} ]] && ART=$(realpath -m -- "$ART")   # relative to the caller's directory
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
-ART=artifacts/nano
+ART=${ART:-artifacts/nano}
 DONE=$ART/.done
+QUICK=${QUICK:-0}
+STAGES=(synth heldout filter eval-before sft eval-sft rl eval-after sample infer)
+if [[ -n ${FROM:-} && " ${STAGES[*]} " != *" $FROM "* ]]; then
+  echo "demo.sh: unknown FROM stage '$FROM' (one of: ${STAGES[*]})" >&2; exit 2
+fi
 [[ "${FRESH:-0}" == 1 ]] && rm -rf "$ART"
 mkdir -p "$DONE"
-if [[ -n "${FROM:-}" ]]; then
+if [[ -n ${FROM:-} ]]; then
   drop=0
-  for s in synth heldout filter eval-before sft eval-sft rl eval-after sample infer; do
+  for s in "${STAGES[@]}"; do
     [[ $s == "$FROM" ]] && drop=1
     ((drop)) && rm -f "$DONE/$s"
   done
@@ -28,20 +36,62 @@ stage() {  # stage NAME COMMAND...
   touch "$DONE/$name"
 }
 
+# eval.yaml's benchmarks with the procedural held-out set under $ART (a list cannot be --set by index),
+# and the item limit replaced when one is given.
+benchmarks() {  # benchmarks [LIMIT]
+  python - "$ART/heldout" "${1:-}" <<'PY'
+import json, sys
+from codedance_cli.recipes import load_recipe
+benches = [b.model_dump(mode="json", exclude_defaults=True) for b in load_recipe("recipes/nano/eval.yaml").benchmarks]
+for b in benches:
+    if b["name"] == "procedural":
+        b["path"] = sys.argv[1]
+        b.update({"limit": int(sys.argv[2])} if sys.argv[2] else {})
+print(json.dumps(benches))
+PY
+}
+
+# Per-stage --set overrides: where artifacts go, the base model, and (QUICK=1) the sizes.
+synth=(--set "output=$ART/synth")
+heldout=(--set "output=$ART/heldout")
+filter=(--set "input.path=$ART/synth" --set "output=$ART/filtered")
+sft=(--set "dataset.path=$ART/filtered" --set "output_dir=$ART/sft")
+rl=(--set "model=$ART/sft/last" --set "dataset=$ART/filtered" --set "output_dir=$ART/rl")
+infer=(--set "output_dir=$ART/infer")
+evals=() before=()
+if [[ -n ${CODEDANCE_TINY_MODEL:-} ]]; then
+  before=(--set "model.path=$CODEDANCE_TINY_MODEL")
+  filter+=(--set "weak_model.path=$CODEDANCE_TINY_MODEL")
+  sft+=(--set "model=$CODEDANCE_TINY_MODEL")
+fi
+if [[ $QUICK == 1 ]]; then
+  synth+=(--set num_items=4)
+  heldout+=(--set num_items=4)
+  filter+=(--set samples_per_item=1)
+  evals+=(--set loop.max_new_tokens=16 --set loop.max_turns=2)
+  sft+=(--set train.max_steps=2 --set train.save_steps=2 --set train.logging_steps=1)
+  rl+=(--set limit=2 --set train.max_steps=1 --set train.save_steps=1)
+  infer+=(--set loop.max_new_tokens=16 --set loop.max_turns=2)
+  bench=$(benchmarks 4)
+else
+  bench=$(benchmarks)
+fi
+evals+=(--set "benchmarks=$bench")
+
 codedance doctor
-stage synth       codedance synth recipes/nano/synth.yaml
-stage heldout     codedance synth recipes/nano/synth_heldout.yaml
-stage filter      codedance filter recipes/nano/filter.yaml
-stage eval-before codedance eval recipes/nano/eval.yaml --set output_dir=$ART/eval-before
-stage sft         codedance sft recipes/nano/sft.yaml
-stage eval-sft    codedance eval recipes/nano/eval.yaml --set model.path=$ART/sft/last \
-                    --set output_dir=$ART/eval-sft --baseline $ART/eval-before
-stage rl          codedance rl recipes/nano/rl.yaml
-stage eval-after  codedance eval recipes/nano/eval.yaml --set model.path=$ART/rl/last \
-                    --set output_dir=$ART/eval-after --baseline $ART/eval-sft
-stage sample      python scripts/sample_task.py $ART/heldout $ART/sample
-stage infer       codedance infer --recipe recipes/nano/infer.yaml --model $ART/rl/last \
-                    --image $ART/sample/image.png --html $ART/infer.html "$(cat $ART/sample/question.txt 2>/dev/null)"
+stage synth       codedance synth recipes/nano/synth.yaml "${synth[@]}"
+stage heldout     codedance synth recipes/nano/synth_heldout.yaml "${heldout[@]}"
+stage filter      codedance filter recipes/nano/filter.yaml "${filter[@]}"
+stage eval-before codedance eval recipes/nano/eval.yaml "${evals[@]}" "${before[@]}" --set "output_dir=$ART/eval-before"
+stage sft         codedance sft recipes/nano/sft.yaml "${sft[@]}"
+stage eval-sft    codedance eval recipes/nano/eval.yaml "${evals[@]}" --set "model.path=$ART/sft/last" \
+                    --set "output_dir=$ART/eval-sft" --baseline "$ART/eval-before"
+stage rl          codedance rl recipes/nano/rl.yaml "${rl[@]}"
+stage eval-after  codedance eval recipes/nano/eval.yaml "${evals[@]}" --set "model.path=$ART/rl/last" \
+                    --set "output_dir=$ART/eval-after" --baseline "$ART/eval-sft"
+stage sample      python scripts/sample_task.py "$ART/heldout" "$ART/sample"
+stage infer       codedance infer --recipe recipes/nano/infer.yaml "${infer[@]}" --model "$ART/rl/last" \
+                    --image "$ART/sample/image.png" --html "$ART/infer.html" "$(cat "$ART/sample/question.txt" 2>/dev/null)"
 
 echo
 echo "Artifacts:"

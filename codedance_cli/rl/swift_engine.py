@@ -75,6 +75,8 @@ def swift_args(recipe: RlRecipe, files: RunFiles) -> list[str]:
     ]  # fmt: skip
     if train.max_steps is not None:
         args += ["--max_steps", str(train.max_steps)]
+    if Path(recipe.model).is_dir():  # no hub copy to compare a local folder with (offline the check retries for ~8 s)
+        args += ["--check_model", "false"]
     if swift.model_type:
         args += ["--model_type", swift.model_type]
     if swift.template:

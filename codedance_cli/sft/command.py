@@ -102,6 +102,8 @@ def swift_args(recipe: SftRecipe, model: str, dataset_jsonl: Path, launcher: str
     ]
     if recipe.model_type.startswith(PLUGIN_PREFIX) or recipe.template.startswith(PLUGIN_PREFIX):
         argv += ["--external_plugins", str(PLUGIN_FILE)]
+    if Path(model).is_dir():  # no hub copy to compare a local folder with (offline the check retries for ~8 s)
+        argv += ["--check_model", "false"]
     if train.max_steps is not None:
         argv += ["--max_steps", str(train.max_steps)]
     if train.save_total_limit is not None:
