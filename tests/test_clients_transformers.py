@@ -85,6 +85,85 @@ def test_processor_expands_one_placeholder_per_merged_patch_and_honours_the_pixe
     assert counts[0] < counts[1]
 
 
+def has_torchvision() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torchvision") is not None
+
+
+def prepared(processor, trajectory: Trajectory):
+    return processor.apply_chat_template(to_processor_messages(build_messages(trajectory, [], DEFAULT_VERSION)), add_generation_prompt=True,
+                                         tokenize=True, return_dict=True, return_tensors="pt")
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+PHOTO = Trajectory(task_id="p", question="q", images=[encode_image(Image.frombytes("RGB", (640, 480), random.Random(7).randbytes(640 * 480 * 3)))])
+
+
+@pytest.mark.parametrize("max_pixels", [None, 64 * 28 * 28, 256 * 28 * 28])
+def test_the_processor_in_use_gives_the_grid_the_pixel_budget_allows(tiny_model_dir, max_pixels):
+    """Whichever processor `load_processor` builds (the real one with torchvision, else the image-only one),
+    `max_pixels` reaches the image processor: no argument keeps the saved 50176 (a 640x480 image -> 12x18 patches,
+    54 visual tokens); 200704 gives 26x36 (234). An eval whose budget is silently ignored, or silently different from
+    training, feeds the model a different number of visual tokens than it learned (that made a nano SFT model babble).
+    """
+    from codedance_cli.clients.transformers_local import load_processor
+
+    processor = load_processor(str(tiny_model_dir), **({} if max_pixels is None else {"max_pixels": max_pixels}))
+    inputs = prepared(processor, PHOTO)
+    expected = {None: [1, 12, 18], 64 * 28 * 28: [1, 12, 18], 256 * 28 * 28: [1, 26, 36]}[max_pixels]
+    assert inputs["image_grid_thw"].tolist() == [expected]
+    pad_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert int((inputs["input_ids"] == pad_id).sum()) == expected[1] * expected[2] // 4
+    assert torch_equal(inputs["mm_token_type_ids"], (inputs["input_ids"] == pad_id).long())
+
+
+@pytest.mark.skipif(not has_torchvision(), reason="the real Qwen2.5-VL processor needs torchvision")
+@pytest.mark.parametrize("max_pixels", [64 * 28 * 28, 256 * 28 * 28])
+def test_the_real_processor_and_the_image_only_one_give_the_model_the_same_inputs(tiny_model_dir, max_pixels):
+    """Where torchvision is present AutoProcessor builds the real Qwen2_5_VLProcessor; it must agree with the image-only
+    processor used without torchvision (same tokens, grids and token types; pixels up to resize rounding)."""
+    from transformers import Qwen2_5_VLProcessor
+
+    from codedance_cli.clients.transformers_local import image_only_processor, load_processor
+
+    real = load_processor(str(tiny_model_dir), max_pixels=max_pixels)
+    assert isinstance(real, Qwen2_5_VLProcessor)
+    ours, theirs = prepared(image_only_processor(str(tiny_model_dir), max_pixels=max_pixels), PHOTO), prepared(real, PHOTO)
+    for name in ("input_ids", "attention_mask", "mm_token_type_ids", "image_grid_thw"):
+        assert torch_equal(ours[name], theirs[name]), name
+    assert ours["pixel_values"].shape == theirs["pixel_values"].shape
+    assert float((ours["pixel_values"] - theirs["pixel_values"]).abs().mean()) < 0.01
+
+
+def test_a_pixel_budget_above_the_checkpoints_saved_one_is_warned_about(tiny_model_dir, caplog):
+    from codedance_cli.clients.transformers_local import check_pixel_budget, saved_max_pixels
+
+    assert saved_max_pixels(str(tiny_model_dir)) == 64 * 28 * 28
+    assert check_pixel_budget(str(tiny_model_dir), 64 * 28 * 28) is None
+    assert check_pixel_budget(str(tiny_model_dir), None) is None
+    assert check_pixel_budget(str(tiny_model_dir), 16 * 28 * 28) is None  # capping below the saved budget is routine
+    message = check_pixel_budget(str(tiny_model_dir), 256 * 28 * 28)
+    assert message is not None and "200704" in message and "50176" in message and "256 visual tokens instead of 64" in message
+    with caplog.at_level("WARNING", logger="codedance_cli.clients.transformers_local"):
+        made = TransformersClient(str(tiny_model_dir), device="cpu", dtype="float32", max_pixels=256 * 28 * 28, max_batch_size=1)
+    asyncio.run(made.aclose())
+    assert any("exceeds the pixel budget saved" in record.getMessage() for record in caplog.records)
+
+
+def test_no_saved_budget_means_no_warning(tmp_path):
+    from codedance_cli.clients.transformers_local import check_pixel_budget, saved_max_pixels
+
+    assert saved_max_pixels(str(tmp_path)) is None and check_pixel_budget(str(tmp_path), 1234) is None
+    (tmp_path / "preprocessor_config.json").write_text('{"max_pixels": 12845056, "min_pixels": 3136}')
+    assert saved_max_pixels(str(tmp_path)) == 12845056 and check_pixel_budget(str(tmp_path), 12845056) is None
+
+
 # --- batching: concurrent generate calls coalesce into one left-padded model.generate ---------------------------
 
 def noise(width: int, height: int, seed: int) -> bytes:

@@ -58,3 +58,30 @@ def test_observation_tokens_are_masked(tiny_model_dir: Path, tmp_path: Path, mon
     assert encoded["image_grid_thw"].shape[0] == 2  # the input image and the observation's crop
     if version == "codedance-toolcall-v1":
         assert "<tool_response>" in masked and "<tool_response>" not in "".join(trained)
+
+
+@pytest.mark.parametrize("max_pixels, grid", [("50176", [1, 12, 18]), ("200704", [1, 26, 36])])
+def test_the_template_resizes_to_the_recipes_pixel_budget(tiny_model_dir: Path, tmp_path: Path, monkeypatch,
+                                                          max_pixels: str, grid: list[int]) -> None:
+    """`codedance sft` passes the recipe's max_pixels as MAX_PIXELS; the PIL template must honour it (it once used the
+    checkpoint's saved size instead, so a 'MAX_PIXELS=200704' run trained at 50176) and the checkpoint records it."""
+    monkeypatch.setenv("MAX_PIXELS", max_pixels)
+    from PIL import Image
+    from swift import get_processor, get_template
+
+    from codedance_cli.engines.swift_qwen_pil import NAME, register
+
+    register()
+    image = tmp_path / "wide.png"
+    Image.new("RGB", (640, 480), (200, 30, 30)).save(image)
+    messages = [{"role": "user", "content": "<image>What colour?"}, {"role": "assistant", "content": "<answer>red</answer>"}]
+    processor = get_processor(str(tiny_model_dir), model_type=NAME)
+    template = get_template(processor, template_type=NAME)
+    template.set_mode("train")
+    encoded = template.encode({"messages": messages, "images": [str(image)]})
+    assert encoded["image_grid_thw"].tolist() == [grid]
+    # the checkpoint's processor records the budget, so evaluation defaults to what training saw
+    from codedance_cli.clients.transformers_local import saved_max_pixels
+
+    processor.save_pretrained(tmp_path / "checkpoint")
+    assert saved_max_pixels(str(tmp_path / "checkpoint")) == int(max_pixels)

@@ -10,6 +10,8 @@ a batch of 32 costs little more than one sequence.
 from __future__ import annotations
 
 import io
+import json
+import logging
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -24,6 +26,8 @@ from codedance_cli.clients.base import Generation, Messages
 from codedance_cli.clients.generate_batcher import GenerateBatcher
 from codedance_cli.errors import BadInput
 from codedance_cli.loop.format import decode_data_url
+
+log = logging.getLogger(__name__)
 
 
 def to_processor_messages(messages: Messages) -> list[dict[str, Any]]:
@@ -85,19 +89,23 @@ class QwenVLImageOnlyProcessor:
 
 def load_processor(path: str, **image_kwargs: Any) -> Any:
     """AutoProcessor, or where torchvision is missing, `QwenVLImageOnlyProcessor` for Qwen2-VL-family models."""
-    import json
-
-    import transformers
-    from transformers import AutoProcessor, AutoTokenizer
+    from transformers import AutoProcessor
 
     try:
         return AutoProcessor.from_pretrained(path, **image_kwargs)
     except ImportError as exc:
         if "torchvision" not in str(exc).lower():
             raise
-    config_file = Path(path) / "processor_config.json"
-    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
-    image_class = str(config.get("image_processor", {}).get("image_processor_type", "")).removesuffix("Fast") + "Pil"
+    return image_only_processor(path, **image_kwargs)
+
+
+def image_only_processor(path: str, **image_kwargs: Any) -> QwenVLImageOnlyProcessor:
+    """`QwenVLImageOnlyProcessor` for a Qwen2-VL-family checkpoint (PIL image processor; no torchvision needed)."""
+    import transformers
+    from transformers import AutoTokenizer
+
+    config = _processor_config(path)
+    image_class = str(config.get("image_processor_type", "")).removesuffix("Fast") + "Pil"
     if not (image_class.startswith("Qwen2VL") and hasattr(transformers, image_class)):
         raise BadInput(f"model.path {path!r}: its processor needs torchvision, which is not installed") from None
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -105,6 +113,49 @@ def load_processor(path: str, **image_kwargs: Any) -> Any:
     template_file = Path(path) / "chat_template.jinja"
     chat_template = template_file.read_text() if template_file.is_file() else getattr(tokenizer, "chat_template", None)
     return QwenVLImageOnlyProcessor(tokenizer, image_processor, chat_template)
+
+
+def _processor_config(path: str) -> dict[str, Any]:
+    """The image processor's saved settings: `processor_config.json`'s image_processor, else `preprocessor_config.json`."""
+    folder = Path(path)
+    combined, legacy = folder / "processor_config.json", folder / "preprocessor_config.json"
+    try:
+        if combined.is_file() and isinstance(image := json.loads(combined.read_text()).get("image_processor"), dict):
+            return image
+        if legacy.is_file():
+            return json.loads(legacy.read_text())
+    except (OSError, ValueError):
+        pass
+    return {}
+
+
+def saved_max_pixels(path: str) -> int | None:
+    """The per-image pixel budget saved with a checkpoint's image processor (its default), or None if not recorded."""
+    config = _processor_config(path)
+    size = config.get("size") if isinstance(config.get("size"), dict) else {}
+    value = size.get("longest_edge", size.get("max_pixels", config.get("max_pixels")))
+    return int(value) if isinstance(value, int | float) else None
+
+
+def check_pixel_budget(path: str, max_pixels: int | None) -> str | None:
+    """A warning when `max_pixels` exceeds the checkpoint's saved budget (None when within it or either is unknown).
+
+    Only a larger budget is flagged: a smaller one is the everyday case of a recipe capping a released model's
+    generous default (Qwen2.5-VL saves 12845056), and codedance's own SFT checkpoints record the budget they trained at.
+
+    A Qwen2-VL-family model sees an image as (pixels / 28**2) tokens, so a budget other than the one it was trained
+    with changes both what each visual token covers and how many there are. A small fine-tuned model does not
+    generalise across that: a nano SFT model trained at 50176 pixels (<= 64 visual tokens) and evaluated at 200704
+    (<= 256) writes a soup of its training text with no code block. ms-swift's template resizes images to the budget
+    it was given (MAX_PIXELS, or for `codedance_qwen2_5_vl` the processor's saved size) without recording it in the
+    checkpoint, so the saved size is the best record there is, and evaluation must be told the training budget.
+    """
+    saved = saved_max_pixels(path)
+    if max_pixels is None or saved is None or max_pixels <= saved:
+        return None
+    return (f"model.max_pixels={max_pixels} exceeds the pixel budget saved with {path!r} ({saved}): images become "
+            f"up to {max_pixels // 784} visual tokens instead of {saved // 784}. A fine-tuned model must be evaluated "
+            "with the budget its training actually used; a mismatch can turn its output into gibberish.")
 
 
 def resolve_device(device: str) -> str:
@@ -264,6 +315,8 @@ class TransformersClient:
             processor_kwargs["max_pixels"] = max_pixels
         if min_pixels is not None:
             processor_kwargs["min_pixels"] = min_pixels
+        if (warning := check_pixel_budget(path, max_pixels)) is not None:
+            log.warning(warning)
         try:
             self.processor = load_processor(path, **processor_kwargs)
             self.model = load_model(path, resolve_dtype(dtype, self.device)).to(self.device)

@@ -15,6 +15,7 @@ are not supported. On GPU machines with torchvision, use the stock `qwen2_5_vl`.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
         for name in ("processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json"):
             if self.source_dir is not None and (self.source_dir / name).is_file():
                 shutil.copyfile(self.source_dir / name, target / name)
+        _record_pixel_budget(target / "processor_config.json", pixel_budget(self.image_processor))
         tokenizer_config = target / "tokenizer_config.json"
         if tokenizer_config.is_file():
             data = json.loads(tokenizer_config.read_text())
@@ -60,6 +62,17 @@ class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
                 data["processor_class"] = Qwen2_5_VLProcessor.__name__
                 tokenizer_config.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return result
+
+
+def _record_pixel_budget(config_file: Path, budget: tuple[int, int]) -> None:
+    """Save the budget training used as the checkpoint's image processor default, so evaluation sees the same tokens."""
+    if not config_file.is_file():
+        return
+    data = json.loads(config_file.read_text())
+    size = data.get("image_processor", {}).get("size")
+    if isinstance(size, dict):
+        size.update(shortest_edge=budget[0], longest_edge=budget[1])
+    config_file.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 class PilQwen2_5VLLoader(Qwen2_5VLLoader):
@@ -73,6 +86,13 @@ class PilQwen2_5VLLoader(Qwen2_5VLLoader):
         processor = ImageOnlyQwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template)
         processor.source_dir = Path(model_dir)
         return processor
+
+
+def pixel_budget(image_processor: Any) -> tuple[int, int]:
+    """(min, max) pixels per image: MIN_PIXELS / MAX_PIXELS as the stock template reads them (through qwen_vl_utils),
+    else the processor's saved size. `codedance sft` passes the recipe's budget only through MAX_PIXELS."""
+    size = image_processor.size
+    return (int(os.environ.get("MIN_PIXELS") or size["shortest_edge"]), int(os.environ.get("MAX_PIXELS") or size["longest_edge"]))
 
 
 class PilQwen2_5VLTemplate(Qwen2_5VLTemplate):
@@ -97,9 +117,8 @@ class PilQwen2_5VLTemplate(Qwen2_5VLTemplate):
         image = load_image(inputs.images[index])
         processor = self.processor.image_processor
         factor = processor.patch_size * processor.merge_size
-        height, width = smart_resize(
-            image.height, image.width, factor=factor, min_pixels=processor.size["shortest_edge"], max_pixels=processor.size["longest_edge"]
-        )
+        min_pixels, max_pixels = pixel_budget(processor)
+        height, width = smart_resize(image.height, image.width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
         if (width, height) != image.size:
             image = image.resize((width, height), Image.Resampling.BICUBIC)
         inputs.images[index] = image
