@@ -20,7 +20,6 @@ from codedance_cli.rewards.matching import ANSWER_TAG
 from codedance_cli.trajectory.schema import Trajectory, Turn
 
 
-
 @dataclass(frozen=True)
 class Job:
     """One sample to produce: the benchmark item and which of its n samples."""

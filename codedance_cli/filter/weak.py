@@ -18,6 +18,7 @@ from codedance_cli.rewards.matching import answers_match, extract_answer
 from codedance_cli.sandbox.base import Sandbox
 from codedance_cli.trajectory.schema import Trajectory
 
+
 def direct_messages(task: Trajectory) -> list[dict]:
     """The no-tool prompt (the eval's direct mode): system, then the images and the question (options appended)."""
     return task_messages(task, DIRECT_VERSION)
