@@ -8,7 +8,7 @@
 #   bash scripts/gpu_pipeline_check.sh eval OUT    # `codedance eval`: tool model in tool mode, baseline in direct mode
 #   bash scripts/gpu_pipeline_check.sh all OUT     # both
 # Wheels the device lacks (ms-swift and its needs) travel in .whl/. Everything lands in artifacts/gpu/.
-# Knobs: ITEMS (3000 training items), HELDOUT (96), STEPS (600), BATCH (16), LR (5e-4), HIDDEN (512), LAYERS (8),
+# Knobs: ITEMS (2000 training items), HELDOUT (96), STEPS (600), BATCH (16), LR (5e-4), HIDDEN (512), LAYERS (8),
 # PIXELS (200704 = 256 visual tokens an image, for both models: the baseline sees the image at that size).
 set -euo pipefail
 PHASE=${1:?train, eval or all}
@@ -39,7 +39,7 @@ sft() {  # sft NAME PROMPT_VERSION
 }
 
 train() {
-  timed synth codedance synth recipes/nano/synth.yaml --set num_items="${ITEMS:-3000}" --set seed=100 \
+  timed synth codedance synth recipes/nano/synth.yaml --set num_items="${ITEMS:-2000}" --set seed=100 \
     --set output="$WORK/train" --set concurrency=16 --set sandbox.workers=16
   timed heldout codedance synth recipes/nano/synth_heldout.yaml --set num_items="${HELDOUT:-96}" \
     --set output="$WORK/heldout" --set concurrency=16 --set sandbox.workers=16
