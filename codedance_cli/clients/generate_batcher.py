@@ -1,4 +1,4 @@
-"""Coalesce concurrent generation requests into batches served by one worker thread.
+"""Coalesce concurrent generation requests into batches served by one worker thread (transformers and vLLM clients).
 
 An in-process model does one `generate` call at a time (one model instance is
 not safe to run from several threads), but a batched call costs little more

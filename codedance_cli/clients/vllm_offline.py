@@ -2,7 +2,7 @@
 
 Concurrent `generate` calls are gathered into one `LLM.chat` call (a list of
 conversations, one SamplingParams each) so vLLM batches them; the engine runs on
-one dedicated thread. Images stay data URLs, which vLLM's chat parser accepts.
+one dedicated thread (`generate_batcher`, shared with the transformers client). Images stay data URLs, which vLLM's chat parser accepts.
 Cannot run on a machine without vLLM and a GPU; the batching and the
 SamplingParams composition are plain code and tested with any engine object that
 has vLLM's `chat` signature.
@@ -10,13 +10,13 @@ has vLLM's `chat` signature.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from concurrent.futures import ThreadPoolExecutor
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 from codedance_cli.clients.base import Generation, Messages
+from codedance_cli.clients.generate_batcher import GenerateBatcher
 from codedance_cli.errors import BadInput
 
 
@@ -43,25 +43,27 @@ def engine_kwargs(spec: Any, *, tensor_parallel_size: int = 1, gpu_memory_utiliz
     return kwargs
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class _Request:
     messages: Messages
     params: dict[str, Any]
-    future: asyncio.Future = field(repr=False)
     started: float = field(default_factory=time.perf_counter)
 
 
 class VLLMClient:
-    """Micro-batching async front of a `vllm.LLM` (or anything with its `chat` signature)."""
+    """Micro-batching async front of a `vllm.LLM` (or anything with its `chat` signature).
+
+    The transformers client's `GenerateBatcher` does the gathering: vLLM takes one SamplingParams per
+    conversation, so every pending request joins the same `chat` call (a single group).
+    """
 
     def __init__(self, engine: Any, *, sampling_params_factory: Any = None, batch_window_s: float = 0.005, max_batch: int = 256) -> None:
         self.engine = engine
         self._make_params = sampling_params_factory or (lambda **kwargs: kwargs)
-        self.batch_window_s = batch_window_s
-        self.max_batch = max_batch
-        self._queue: asyncio.Queue[_Request] | None = None
-        self._worker: asyncio.Task | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codedance-vllm")
+        self._batcher: GenerateBatcher[_Request, Generation] = GenerateBatcher(
+            self._run_batch, key=lambda request: None, max_batch_size=max_batch, gather_s=batch_window_s, name="codedance-vllm"
+        )
+        weakref.finalize(self, self._batcher.stop)  # dropped without aclose: the worker thread still ends
 
     @classmethod
     def from_spec(cls, spec: Any, **engine_options: Any) -> VLLMClient:
@@ -71,36 +73,12 @@ class VLLMClient:
             raise BadInput("model.backend 'vllm': vllm is not installed (pip install vllm on a GPU machine)") from None
         return cls(LLM(**engine_kwargs(spec, **engine_options)), sampling_params_factory=SamplingParams)
 
-    def _ensure_worker(self) -> asyncio.Queue[_Request]:
-        loop = asyncio.get_running_loop()
-        if self._queue is None or self._worker is None or self._worker.done() or self._worker.get_loop() is not loop:
-            self._queue = asyncio.Queue()
-            self._worker = loop.create_task(self._drain(self._queue))
-        return self._queue
-
-    async def _drain(self, queue: asyncio.Queue[_Request]) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await queue.get()]
-            await asyncio.sleep(self.batch_window_s)
-            while not queue.empty() and len(batch) < self.max_batch:
-                batch.append(queue.get_nowait())
-            try:
-                outputs = await loop.run_in_executor(self._executor, self._chat, batch)
-                results = [self._to_generation(output, request.started) for request, output in zip(batch, outputs, strict=True)]
-            except Exception as exc:  # one failed batch fails its requests, not the worker
-                for request in batch:
-                    if not request.future.done():
-                        request.future.set_exception(exc)
-                continue
-            for request, result in zip(batch, results, strict=True):
-                if not request.future.done():
-                    request.future.set_result(result)
-
-    def _chat(self, batch: list[_Request]) -> list[Any]:
+    def _run_batch(self, batch: list[_Request]) -> list[Generation]:
+        """One `LLM.chat` over the batch (on the batcher's worker thread)."""
         conversations = [request.messages for request in batch]
         params = [self._make_params(**request.params) for request in batch]
-        return self.engine.chat(conversations, params, use_tqdm=False)
+        outputs = self.engine.chat(conversations, params, use_tqdm=False)
+        return [self._to_generation(output, request.started) for request, output in zip(batch, outputs, strict=True)]
 
     @staticmethod
     def _to_generation(output: Any, started: float) -> Generation:
@@ -122,12 +100,7 @@ class VLLMClient:
         top_p: float = 1.0,
         stop: list[str] | None = None,
     ) -> Generation:
-        queue = self._ensure_worker()
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
-        await queue.put(_Request(messages, sampling_kwargs(max_new_tokens, temperature, top_p, stop), future))
-        return await future
+        return await self._batcher.submit(_Request(messages, sampling_kwargs(max_new_tokens, temperature, top_p, stop)))
 
     async def aclose(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-        self._executor.shutdown(wait=False)
+        await self._batcher.aclose()
