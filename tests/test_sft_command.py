@@ -77,6 +77,7 @@ def test_multi_node_lora_and_extra_args(dataset: Path) -> None:
     flags = _flags(swift_args(recipe, "m", Path("d.jsonl")))
     assert flags["tuner_type"] == ["lora"] and flags["lora_rank"] == ["64"] and flags["target_modules"] == ["all-linear"]
     assert flags["deepspeed"] == ["zero2"] and flags["packing"] == ["true"]
+    assert "check_model" not in flags  # a hub id: ms-swift may check the download against the hub
 
 
 def test_single_process_sets_no_torchrun_variables(tiny_model_dir: Path, dataset: Path) -> None:
@@ -84,6 +85,7 @@ def test_single_process_sets_no_torchrun_variables(tiny_model_dir: Path, dataset
     assert swift_env(recipe) == {"MAX_PIXELS": "50176"}
     flags = _flags(swift_args(recipe, str(tiny_model_dir), dataset))
     assert flags["torch_dtype"] == ["float32"] and flags["max_steps"] == ["200"] and "deepspeed" not in flags
+    assert flags["check_model"] == ["false"]  # a local folder has no hub copy to check against
     # the CPU model type is ours: the plugin file that registers it goes along
     assert flags["model_type"] == ["codedance_qwen2_5_vl"] and flags["external_plugins"][0].endswith("sft/swift_plugin.py")
 

@@ -17,6 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from codedance_cli.engines.swift_args import flag, model_check_args
 from codedance_cli.recipes.rl import RlRecipe
 from codedance_cli.rl.run_files import RunFiles, atomic_write
 
@@ -32,10 +33,6 @@ def swift_executable() -> str:
     """The `swift` console script of this environment (beside the running python), else the one on PATH."""
     beside = Path(sys.executable).with_name("swift")
     return str(beside) if beside.exists() else (shutil.which("swift") or "swift")
-
-
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
 
 
 def swift_args(recipe: RlRecipe, files: RunFiles) -> list[str]:
@@ -61,8 +58,8 @@ def swift_args(recipe: RlRecipe, files: RunFiles) -> list[str]:
         "--beta", str(train.kl_coef if train.use_kl_loss else 0.0),
         "--tuner_type", swift.train_type,
         "--torch_dtype", swift.torch_dtype,
-        "--use_vllm", _flag(swift.use_vllm),
-        "--gradient_checkpointing", _flag(train.gradient_checkpointing),
+        "--use_vllm", flag(swift.use_vllm),
+        "--gradient_checkpointing", flag(train.gradient_checkpointing),
         "--output_dir", str(files.checkpoints),
         "--add_version", "false",
         "--save_steps", str(train.save_steps),
@@ -75,8 +72,7 @@ def swift_args(recipe: RlRecipe, files: RunFiles) -> list[str]:
     ]  # fmt: skip
     if train.max_steps is not None:
         args += ["--max_steps", str(train.max_steps)]
-    if Path(recipe.model).is_dir():  # no hub copy to compare a local folder with (offline the check retries for ~8 s)
-        args += ["--check_model", "false"]
+    args += model_check_args(recipe.model)
     if swift.model_type:
         args += ["--model_type", swift.model_type]
     if swift.template:

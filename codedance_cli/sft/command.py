@@ -15,16 +15,13 @@ import shutil
 import sys
 from pathlib import Path
 
+from codedance_cli.engines.swift_args import flag, model_check_args
 from codedance_cli.errors import BadInput
 from codedance_cli.recipes.sft import SftRecipe
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 PLUGIN_PREFIX = "codedance_"  # model types / templates registered by our plugin file, not built into ms-swift
 PLUGIN_FILE = Path(__file__).with_name("swift_plugin.py")
-
-
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
 
 
 def resolve_model(model: str) -> str:
@@ -76,9 +73,9 @@ def swift_args(recipe: SftRecipe, model: str, dataset_jsonl: Path, launcher: str
         "--dataset", str(dataset_jsonl),
         "--split_dataset_ratio", "0",
         "--tuner_type", parts.tuner_type,
-        "--freeze_vit", _flag(parts.freeze_vit),
-        "--freeze_aligner", _flag(parts.freeze_aligner),
-        "--freeze_llm", _flag(parts.freeze_llm),
+        "--freeze_vit", flag(parts.freeze_vit),
+        "--freeze_aligner", flag(parts.freeze_aligner),
+        "--freeze_llm", flag(parts.freeze_llm),
         "--torch_dtype", train.torch_dtype,
         "--learning_rate", repr(train.learning_rate),
         "--num_train_epochs", repr(train.num_train_epochs),
@@ -89,21 +86,20 @@ def swift_args(recipe: SftRecipe, model: str, dataset_jsonl: Path, launcher: str
         "--weight_decay", repr(train.weight_decay),
         "--max_grad_norm", repr(train.max_grad_norm),
         "--max_length", str(train.max_length),
-        "--gradient_checkpointing", _flag(train.gradient_checkpointing),
+        "--gradient_checkpointing", flag(train.gradient_checkpointing),
         "--seed", str(train.seed),
         "--dataloader_num_workers", str(train.dataloader_num_workers),
         "--dataset_num_proc", str(train.dataset_num_proc),
         "--logging_steps", str(train.logging_steps),
         "--save_steps", str(train.save_steps),
-        "--save_only_model", _flag(train.save_only_model),
+        "--save_only_model", flag(train.save_only_model),
         "--report_to", train.report_to,
         "--output_dir", str(Path(recipe.output_dir).resolve()),
         "--add_version", "false",
     ]
     if recipe.model_type.startswith(PLUGIN_PREFIX) or recipe.template.startswith(PLUGIN_PREFIX):
         argv += ["--external_plugins", str(PLUGIN_FILE)]
-    if Path(model).is_dir():  # no hub copy to compare a local folder with (offline the check retries for ~8 s)
-        argv += ["--check_model", "false"]
+    argv += model_check_args(model)
     if train.max_steps is not None:
         argv += ["--max_steps", str(train.max_steps)]
     if train.save_total_limit is not None:
