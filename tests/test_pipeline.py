@@ -11,9 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
+from codedance_cli.trajectory import count_trajectories
 from conftest import REPO_ROOT
 
 STAGES = ["synth", "heldout", "filter", "eval-before", "sft", "eval-sft", "rl", "eval-after", "sample", "infer"]
@@ -28,12 +28,6 @@ def run_demo(art: Path, timeout: float = 600, **env: str) -> subprocess.Complete
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
 
-def rows(folder: Path) -> int:
-    shards = sorted(folder.glob("*.parquet"))
-    assert shards, f"no parquet shards in {folder}"
-    return sum(pq.read_metadata(s).num_rows for s in shards)
-
-
 @pytest.mark.slow
 def test_quick_demo_runs_every_stage_and_restarts_from_a_missing_marker(tiny_model_dir: Path, tmp_path: Path) -> None:
     art = tmp_path / "nano"
@@ -42,9 +36,9 @@ def test_quick_demo_runs_every_stage_and_restarts_from_a_missing_marker(tiny_mod
     assert sorted(p.name for p in (art / ".done").iterdir()) == sorted(STAGES)
 
     # data: QUICK sizes, read from (and written to) ART
-    assert rows(art / "synth") == 4
-    assert rows(art / "heldout") == 4
-    assert 1 <= rows(art / "filtered") <= 4
+    assert count_trajectories(art / "synth") == 4
+    assert count_trajectories(art / "heldout") == 4
+    assert 1 <= count_trajectories(art / "filtered") <= 4
 
     # the three evals: the model each should have run, on the 4 held-out items, with the baseline compared
     for name, model in [("eval-before", tiny_model_dir), ("eval-sft", art / "sft" / "last"), ("eval-after", art / "rl" / "last")]:
