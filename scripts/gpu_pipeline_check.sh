@@ -7,71 +7,116 @@
 #   bash scripts/gpu_pipeline_check.sh train OUT   # data (codedance synth) + model + both `codedance sft` runs
 #   bash scripts/gpu_pipeline_check.sh eval OUT    # `codedance eval`: tool model in tool mode, baseline in direct mode
 #   bash scripts/gpu_pipeline_check.sh all OUT     # both
+#   bash scripts/gpu_pipeline_check.sh start OUT   # `all` detached (setsid), then `await`: for calls with a time limit
+#   bash scripts/gpu_pipeline_check.sh await OUT   # follow the detached run for up to WAIT s; pack what it wrote into OUT
+# The two SFT runs share the GPU at once, as do the two evals: a 25M model leaves an H100/H200 mostly idle and
+# each run is bound by its own CPU-side data pipeline.
 # Wheels the device lacks (ms-swift and its needs) travel in .whl/. Everything lands in artifacts/gpu/.
-# Knobs: ITEMS (2000 training items), HELDOUT (96), STEPS (600), BATCH (16), LR (5e-4), HIDDEN (512), LAYERS (8),
-# PIXELS (200704 = 256 visual tokens an image, for both models: the baseline sees the image at that size).
+# Knobs: ITEMS (3000 training items), HELDOUT (192), STEPS (1000), BATCH (16), LR (5e-4), HIDDEN (512), LAYERS (8),
+# PIXELS (200704 = 256 visual tokens an image, for both models: the baseline sees the image at that size),
+# FREEZE_VIT (false: the random ViT is trained too, so the no-tool baseline can learn to see), DEVICE (cuda),
+# DTYPE (bfloat16), WAIT (560).
 set -euo pipefail
-PHASE=${1:?train, eval or all}
+PHASE=${1:?train, eval, all, start or await}
 OUT_DIR=${2:-${OUT:-/tmp/gpu-pipeline}}
 WORK=${WORK:-artifacts/gpu}
+LOGS=$WORK/out   # what the run reports; `await` packs it into OUT_DIR (a device call returns at most 8 files)
 PY=${PYTHON:-python3}
-mkdir -p "$OUT_DIR" "$WORK"
+DEVICE=${DEVICE:-cuda}
+DTYPE=${DTYPE:-bfloat16}
+mkdir -p "$OUT_DIR" "$LOGS"
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PATH=/tmp/site/bin:$PATH
 if compgen -G ".whl/*.whl" >/dev/null && ! $PY -c "import swift" 2>/dev/null; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 fi
 codedance() { $PY -m codedance_cli "$@"; }
-timed() {  # timed NAME COMMAND...: run, print and keep the wall time
-  local name=$1 start=$SECONDS; shift
-  "$@"
-  echo "$name wall s: $((SECONDS - start))" | tee -a "$OUT_DIR/walls.txt"
+timed() {  # timed NAME COMMAND...: run with its output in $LOGS/NAME.log, print its tail and keep the wall time
+  local name=$1 start=$SECONDS status=0; shift
+  "$@" > "$LOGS/$name.log" 2>&1 || status=$?
+  grep -v Loading "$LOGS/$name.log" | tail -n 16
+  echo "$name wall s: $((SECONDS - start)) (exit $status)" | tee -a "$LOGS/walls.txt"
+  return $status
+}
+together() {  # together PID...: wait for every background job, fail if any failed
+  local status=0 pid
+  for pid in "$@"; do wait "$pid" || status=1; done
+  return $status
 }
 
 sft() {  # sft NAME PROMPT_VERSION
   codedance sft recipes/nano/sft.yaml --set model="$WORK/model" --set dataset.path="$WORK/train" \
     --set output_dir="$WORK/$1" --set prompt_version="$2" --set swift_command="$(command -v swift)" \
-    --set max_pixels="${PIXELS:-200704}" \
-    --set train.torch_dtype=bfloat16 --set train.max_steps="${STEPS:-600}" \
+    --set max_pixels="${PIXELS:-200704}" --set parts.freeze_vit="${FREEZE_VIT:-false}" \
+    --set train.torch_dtype="$DTYPE" --set train.max_steps="${STEPS:-1000}" \
     --set train.per_device_train_batch_size="${BATCH:-16}" --set train.learning_rate="${LR:-5e-4}" \
-    --set train.lr_scheduler_type=cosine --set train.attn_impl=sdpa --set train.dataloader_num_workers=4 \
-    --set train.logging_steps=20 --set train.save_steps="${STEPS:-600}" 2>&1 | tail -n 3
-  cp "$WORK/$1/logging.jsonl" "$OUT_DIR/$1_logging.jsonl"
+    --set train.lr_scheduler_type=cosine --set train.attn_impl=sdpa --set train.dataloader_num_workers="${LOADERS:-6}" \
+    --set train.logging_steps=20 --set train.save_steps="${STEPS:-1000}" &&
+    cp "$WORK/$1/logging.jsonl" "$LOGS/$1_logging.jsonl"
 }
 
 train() {
-  timed synth codedance synth recipes/nano/synth.yaml --set num_items="${ITEMS:-2000}" --set seed=100 \
+  timed synth codedance synth recipes/nano/synth.yaml --set num_items="${ITEMS:-3000}" --set seed=100 \
     --set output="$WORK/train" --set concurrency=16 --set sandbox.workers=16
-  timed heldout codedance synth recipes/nano/synth_heldout.yaml --set num_items="${HELDOUT:-96}" \
+  timed heldout codedance synth recipes/nano/synth_heldout.yaml --set num_items="${HELDOUT:-192}" \
     --set output="$WORK/heldout" --set concurrency=16 --set sandbox.workers=16
   $PY scripts/make_tiny_model.py "$WORK/model" --hidden-size "${HIDDEN:-512}" --layers "${LAYERS:-8}" --heads 8 \
-    --vision-depth 4 --vision-hidden-size 256 --dtype bfloat16
-  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 > "$OUT_DIR/sft_gpu_memory_mib.txt" &
-  local smi=$!
-  timed sft-tool sft sft-tool codedance-v1
-  kill $smi
-  echo "peak MiB (tool SFT): $(sort -n "$OUT_DIR/sft_gpu_memory_mib.txt" | tail -1)" | tee -a "$OUT_DIR/walls.txt"
-  timed sft-direct sft sft-direct direct-v1
+    --vision-depth 4 --vision-hidden-size 256 --dtype "$DTYPE" | tee "$LOGS/model.txt"
+  local smi=""
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 > "$LOGS/sft_gpu_memory_mib.txt" &
+    smi=$!
+  fi
+  timed sft-tool sft sft-tool codedance-v1 & local tool=$!
+  timed sft-direct sft sft-direct direct-v1 & local direct=$!
+  together $tool $direct
+  if [[ -n $smi ]]; then
+    kill $smi
+    echo "peak MiB (both SFT runs at once): $(sort -n "$LOGS/sft_gpu_memory_mib.txt" | tail -1)" | tee -a "$LOGS/walls.txt"
+  fi
 }
 
-evaluate() {  # the tool model through the code loop; the no-tool model (and, for reference, the tool model) directly
-  local common=(--set model.device=cuda --set model.dtype=bfloat16 --set model.max_pixels="${PIXELS:-200704}"
-                --set "benchmarks=[{name: procedural, path: $WORK/heldout, limit: ${HELDOUT:-96}}]"
+evaluate() {  # the tool model through the code loop and the no-tool model directly, at once; then the comparison
+  local common=(--set model.device="$DEVICE" --set model.dtype="$DTYPE" --set model.max_pixels="${PIXELS:-200704}"
+                --set "benchmarks=[{name: procedural, path: $WORK/heldout, limit: ${HELDOUT:-192}}]"
                 --set loop.max_turns=4 --set loop.max_new_tokens=640 --set loop.max_total_tokens=8192
-                --set loop.concurrency=48 --set sandbox.workers=16)
-  timed eval-tool codedance eval recipes/nano/eval.yaml "${common[@]}" --set model.path="$WORK/sft-tool/last" \
-    --set mode=tool --set output_dir="$WORK/eval-tool" 2>&1 | grep -v Loading | tail -n 14
+                --set loop.concurrency="${EVAL_CONCURRENCY:-96}" --set sandbox.workers=8)
+  local tool_model=(--set model.path="$WORK/sft-tool/last" --set mode=tool --set output_dir="$WORK/eval-tool")
+  timed eval-tool codedance eval recipes/nano/eval.yaml "${common[@]}" "${tool_model[@]}" & local tool=$!
   timed eval-direct codedance eval recipes/nano/eval.yaml "${common[@]}" --set model.path="$WORK/sft-direct/last" \
-    --set mode=direct --set output_dir="$WORK/eval-direct" --baseline "$WORK/eval-tool" 2>&1 | grep -v Loading | tail -n 14
+    --set mode=direct --set output_dir="$WORK/eval-direct" & local direct=$!
+  together $tool $direct
+  # Every sample is in samples.jsonl already: this resumes with nothing to generate and reports against the baseline.
+  timed compare codedance eval recipes/nano/eval.yaml "${common[@]}" "${tool_model[@]}" --baseline "$WORK/eval-direct"
   for mode in tool direct; do
-    cp "$WORK/eval-$mode/results.json" "$OUT_DIR/eval_${mode}_results.json"
-    cp "$WORK/eval-$mode/report.md" "$OUT_DIR/eval_${mode}_report.md"
+    cp "$WORK/eval-$mode/results.json" "$LOGS/eval_${mode}_results.json"
+    cp "$WORK/eval-$mode/report.md" "$LOGS/eval_${mode}_report.md"
+    gzip -c "$WORK/eval-$mode/samples.jsonl" > "$LOGS/eval_${mode}_samples.jsonl.gz"
   done
-  gzip -c "$WORK/eval-tool/samples.jsonl" > "$OUT_DIR/eval_tool_samples.jsonl.gz"
+}
+
+await_run() {  # follow $WORK/run.log until the detached run writes $WORK/exit or WAIT seconds pass; pack the logs
+  local deadline=$((SECONDS + ${WAIT:-560})) shown=0
+  while [[ ! -f $WORK/exit ]] && ((SECONDS < deadline)); do
+    sleep 5
+    local lines; lines=$(wc -l < "$WORK/run.log")
+    ((lines > shown)) && sed -n "$((shown + 1)),${lines}p" "$WORK/run.log"
+    shown=$lines
+  done
+  sed -n "$((shown + 1)),\$p" "$WORK/run.log"
+  tar -czf "$OUT_DIR/gpu_pipeline.tar.gz" -C "$WORK" out run.log
+  if [[ -f $WORK/exit ]]; then echo "detached run ended: exit $(cat "$WORK/exit")"; return "$(cat "$WORK/exit")"; fi
+  echo "detached run still going: call '$0 await' again"
 }
 
 case $PHASE in
   train) train ;;
   eval) evaluate ;;
   all) train; evaluate ;;
-  *) echo "unknown phase $PHASE (train, eval or all)" >&2; exit 2 ;;
+  start)
+    rm -f "$WORK/exit"
+    setsid nohup bash -c "bash '$0' all '$OUT_DIR' > '$WORK/run.log' 2>&1; echo \$? > '$WORK/exit'" < /dev/null > /dev/null 2>&1 &
+    sleep 1
+    await_run ;;
+  await) await_run ;;
+  *) echo "unknown phase $PHASE (train, eval, all, start or await)" >&2; exit 2 ;;
 esac
