@@ -115,7 +115,7 @@ class ChartFamily(TaskFamily):
                     code=code,
                 )
             ],
-            final_thought="Measured from the pixels, the values are exact integers, and the computation gives {answer}.",
+            final_thought="The code printed answer = {answer}, from values measured as exact integers, so the answer is {answer}.",
             params={"chart": kind, "question": question_kind, "num_categories": n, "ymax": ymax,
                     "values": dict(zip(labels, values))},
         )

@@ -104,9 +104,10 @@ class CountingFamily(TaskFamily):
                     code=OVERLAY_CODE.format(colour=colour),
                 )
             )
-            final = f"The mask found {{answer}} {label}, and the boxed overlay shows every {colour} shape separated, so the count holds."
+            final = (f"The code printed {label}: {{answer}}, and the boxed overlay shows every {colour} shape separated, "
+                     "so the answer is {answer}.")
         else:
-            final = f"The connected-component count gives {{answer}} {label}."
+            final = f"The code printed {label}: {{answer}} from the connected components, so the answer is {{answer}}."
         return ProceduralItem(
             family=self.name,
             variant="shape" if shape else "colour",

@@ -55,7 +55,7 @@ ANGLE_CODE = CENTRES_CODE + """
 u = np.array([ax - bx, ay - by]); v = np.array([cx - bx, cy - by])
 angle = np.degrees(np.arccos(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v))))
 print(f"A=({{ax:.1f}}, {{ay:.1f}}) B=({{bx:.1f}}, {{by:.1f}}) C=({{cx:.1f}}, {{cy:.1f}})")
-print(f"angle ABC = {{angle:.2f}} degrees -> {{round(angle)}}")
+print(f"angle ABC = {{round(angle)}} degrees ({{angle:.2f}} before rounding)")
 """
 
 
@@ -100,7 +100,8 @@ class GeometryFamily(TaskFamily):
                     code=LENGTH_CODE.format(end_rgb=list(SEGMENT_END_RGB), scale=scale, unit=unit),
                 )
             ],
-            final_thought="The segment's pixel length divided by the scale bar's, times the bar's " + f"{scale} {unit}, gives {{answer}} {unit}.",
+            final_thought=f"The code printed length = {{answer}} {unit}, the segment's pixel length over the scale bar's times "
+            f"{scale} {unit}, so the answer is {{answer}}.",
             params={"scale": scale, "unit": unit, "bar_px": bar_px, "p1": list(p1), "p2": list(p2), "exact": length},
         )
 
@@ -135,13 +136,13 @@ class GeometryFamily(TaskFamily):
                     code=ANGLE_CODE.format(a_rgb=list(VERTEX_RGB["A"]), b_rgb=list(VERTEX_RGB["B"]), c_rgb=list(VERTEX_RGB["C"])),
                 )
             ],
-            final_thought="The vectors BA and BC give an angle of {answer} degrees at B.",
+            final_thought="The code printed angle ABC = {answer} degrees from the vectors BA and BC, so the answer is {answer}.",
             params={"points": {k: list(v) for k, v in pts.items()}, "exact": angle},
         )
 
     def read_answer(self, item: ProceduralItem, observations: list[Observation]) -> str | None:
         stdout = observations[-1].stdout if observations else ""
-        pattern = r"^length = ([\d.]+) " if item.variant == "length" else r"-> (\d+)\s*$"
+        pattern = r"^length = ([\d.]+) " if item.variant == "length" else r"^angle ABC = (\d+) degrees"
         found = re.search(pattern, stdout, re.MULTILINE)
         return found.group(1) if found else None
 

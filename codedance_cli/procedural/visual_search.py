@@ -57,7 +57,8 @@ inner = img[cy - 2:cy + 3, cx - 2:cx + 3].reshape(-1, 3).astype(int)
 palette = {palette}
 rgb = np.median(inner, axis=0)
 name = min(palette, key=lambda k: float(np.abs(rgb - np.array(palette[k])).sum()))
-print(f"ring centre at ({{cx}}, {{cy}}); colour inside ~ {{rgb.astype(int).tolist()}} -> {{name}}")
+letter = "ABCD"[list(palette).index(name)]  # the palette lists the options in order
+print(f"ring centre at ({{cx}}, {{cy}}); colour inside ~ {{rgb.astype(int).tolist()}} -> {{name}}, option {{letter}}")
 """
 
 
@@ -112,7 +113,7 @@ class VisualSearchFamily(TaskFamily):
                     code=ZOOM_CODE,
                 ),
             ],
-            final_thought="The enlarged crop of the box clearly shows the code {answer}.",
+            final_thought="The enlarged crop of the box clearly shows the code {answer}, so the answer is {answer}.",
             params={"level": level, "canvas": side, "font_size": font_size, "num_boxes": len(names),
                     "target": target, "box": list(box)},
         )
@@ -156,7 +157,7 @@ class VisualSearchFamily(TaskFamily):
                     code=RING_COLOUR_CODE.format(palette=palette),
                 )
             ],
-            final_thought="The pixels inside the ring are {colour}, which is option {answer}.",
+            final_thought="The code printed -> {colour}, option {answer}: the pixels inside the ring are {colour}, so the answer is {answer}.",
             params={"level": level, "canvas": side, "square_px": square, "centre": [cx, cy], "colour": answer_colour},
         )
 
@@ -168,10 +169,11 @@ class VisualSearchFamily(TaskFamily):
             if [int(v) for v in found.groups()] != item.params["box"]:
                 return None
             return item.ground_truth  # read off the zoomed crop the code displayed, located where it was drawn
-        found = re.search(r"-> (\w+)\s*$", observations[-1].stdout if observations else "")
+        found = re.search(r"-> (\w+), option ([A-D])\s*$", observations[-1].stdout if observations else "")
         if found is None or item.choices is None or found.group(1) not in item.choices:
             return None
-        return "ABCD"[item.choices.index(found.group(1))]
+        letter = "ABCD"[item.choices.index(found.group(1))]
+        return letter if found.group(2) == letter else None  # the printed letter must name the printed colour
 
 
 def _busy_background(rng: np.random.Generator, side: int) -> Image.Image:
