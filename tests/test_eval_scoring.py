@@ -12,7 +12,7 @@ from codedance_cli.eval.benchmarks.answers import extract_letter
 from codedance_cli.eval.benchmarks.chartqa import relaxed_correct
 from codedance_cli.eval.benchmarks.mathvista import edit_distance
 from codedance_cli.eval.samples import SampleLog, SampleRecord
-from codedance_cli.eval.scoring import ScoredSample, majority_vote
+from codedance_cli.eval.scoring import ScoredSample, majority_vote, printed_reference
 from codedance_cli.trajectory.schema import Observation, Trajectory, Turn
 
 
@@ -224,3 +224,22 @@ def test_sample_log_garbage_in_the_middle_is_bad_input(tmp_path: Path):
     path.write_text("not json\n{}\n")
     with pytest.raises(BadInput, match=r"samples.jsonl:1: not a sample record"):
         SampleLog(path)
+
+
+@pytest.mark.parametrize(
+    ("stdout", "reference", "choices", "printed"),
+    [
+        ("length = 18.3 cm\n", "18.3", None, True),
+        ("length = 118.3 cm\n", "18.3", None, False),  # a longer number is not the reference
+        ("length = 18.35 cm\n", "18.3", None, False),
+        ("total: 18.\n", "18", None, True),  # a sentence's full stop ends the number
+        ("orange circles: 1\n", "12", None, False),
+        ("-> purple, option C\n", "C", ["blue", "green", "purple"], True),  # a letter is found through its option text
+        ("A=(1.0, 2.0) C=(3.0, 4.0)\n", "C", ["blue", "green", "purple"], False),  # a lone letter is not enough
+        ("code: 6DQN\n", "6dqn", None, True),
+        ("", "3", None, False),
+    ],
+)
+def test_printed_reference(stdout, reference, choices, printed):
+    item = task(ground_truth=reference, choices=choices, answer_type="choice" if choices else "number")
+    assert printed_reference([stdout], item) is printed

@@ -17,22 +17,29 @@ def _pct(value: float) -> str:
 
 
 def results_table(results: dict[str, Any]) -> Table:
-    """Accuracy per benchmark (bold) and per category (indented), with the tool-use behaviour beside it."""
+    """Accuracy per benchmark (bold) and per category (indented), with the tool-use behaviour beside it.
+
+    The official metric gets a column only where it differs from accuracy (HR-Bench's rotation groups), so the
+    table fits an 80-column terminal in the common case.
+    """
     voted = results["samples_per_item"] > 1
+    summaries = list(results["benchmarks"].values())
+    official = any(s["headline"] != s["accuracy"] for s in summaries)
     table = Table(title=f"codedance eval — {results['mode']} mode, {results['model_name']}", title_justify="left")
     table.add_column("benchmark / category", overflow="ellipsis", max_width=20, no_wrap=True)
-    numbers = ["items", "acc%", "official%"] + (["mean@n%", "pass@n%"] if voted else []) + ["calls", "fail%", "format%"]
-    for column in numbers:  # numbers are never cut; the name column gives way on narrow terminals
+    numbers = ["items", "acc%", "printed%"] + (["official%"] if official else []) + (["mean@n%", "pass@n%"] if voted else [])
+    for column in numbers + ["calls", "fail%", "format%"]:  # numbers are never cut; the name column gives way on narrow terminals
         table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
-    for summary in results["benchmarks"].values():
-        row = [summary["name"], str(summary["items"]), _pct(summary["accuracy"]), _pct(summary["headline"])]
-        if voted:
-            row += [_pct(summary["sample_accuracy"]), _pct(summary["pass_at_n"])]
+    for summary in summaries:
+        row = [summary["name"], str(summary["items"]), _pct(summary["accuracy"]), _pct(summary["printed_reference"])]
+        row += [_pct(summary["headline"])] if official else []
+        row += [_pct(summary["sample_accuracy"]), _pct(summary["pass_at_n"])] if voted else []
         row += [f"{summary['tool_calls_per_sample']:.2f}", _pct(summary["exec_failure_rate"]), _pct(summary["format"]["adherence"])]
         table.add_row(*row, style="bold")
         if len(summary["categories"]) > 1:
             for name, category in summary["categories"].items():
-                table.add_row(f"  {name}", str(category["items"]), _pct(category["accuracy"]), *[""] * (len(row) - 3))
+                cells = [f"  {name}", str(category["items"]), _pct(category["accuracy"]), _pct(category["printed_reference"])]
+                table.add_row(*cells, *[""] * (len(row) - len(cells)))
     return table
 
 
@@ -66,10 +73,19 @@ def write_report_md(results: dict[str, Any], path: Path) -> Path:
             f"| {s['name']} | {s['items']} | {_pct(s['accuracy'])} | {_pct(s['headline'])} | {_pct(s['sample_accuracy'])} "
             f"| {_pct(s['pass_at_n'])} | {_pct(s['unreadable'])} |"
         )
-    lines += ["", "### Per category", "", "| benchmark | category | items | accuracy % |", "| --- | --- | ---: | ---: |"]
+    lines += [
+        "",
+        "### Per category",
+        "",
+        "printed %: share of samples in which a code cell printed the reference answer (for a lettered choice, its option "
+        "text). Accuracy well under it means the code found the answer and the model did not read it off.",
+        "",
+        "| benchmark | category | items | accuracy % | printed % |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
     for s in results["benchmarks"].values():
         for name, category in s["categories"].items():
-            lines.append(f"| {s['name']} | {name} | {category['items']} | {_pct(category['accuracy'])} |")
+            lines.append(f"| {s['name']} | {name} | {category['items']} | {_pct(category['accuracy'])} | {_pct(category['printed_reference'])} |")
     lines += [
         "",
         "## Format adherence",

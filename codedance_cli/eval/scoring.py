@@ -7,6 +7,7 @@ rule or a new judge re-scores old generations without re-running the model.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ class ScoredSample:
     answer_tagged: bool = False  # the model closed with an answer tag
     has_code: bool = False  # at least one code block was extracted
     code_ran: bool = False  # at least one code block executed without error
+    printed_reference: bool = False  # a code cell printed the reference answer (see printed_reference)
     tool_calls: int = 0
     failed_calls: int = 0
     turns: int = 0
@@ -56,6 +58,23 @@ class TaskResult:
     samples: list[ScoredSample] = field(default_factory=list)
 
 
+def printed_reference(stdouts: list[str], task: Trajectory) -> bool:
+    """Whether a cell printed the reference answer (for a lettered choice, its option text) as a whole word.
+
+    Why: a tool-using model can fail in two places, in the code or in reading its output off into the answer.
+    Accuracy well under this share means the code found the answer and the model did not copy it. It is an upper
+    bound, not a verdict: a printed table of many numbers can hold the reference by chance.
+    """
+    reference = (task.ground_truth or "").strip()
+    if not reference:
+        return False
+    wanted = [reference]
+    if task.choices and len(reference) == 1 and reference.isalpha() and ord(reference.upper()) - 65 < len(task.choices):
+        wanted = [task.choices[ord(reference.upper()) - 65]]  # a lone letter turns up in any output
+    patterns = [re.compile(rf"(?<![\w.]){re.escape(text)}(?![\w]|\.\d)", re.IGNORECASE) for text in wanted if text]
+    return any(pattern.search(stdout) for stdout in stdouts for pattern in patterns)
+
+
 def score_sample(benchmark: Benchmark, task: Trajectory, record: SampleRecord) -> ScoredSample:
     """Rules only: extract the answer from the response and apply the benchmark's official comparison."""
     trajectory = record.trajectory
@@ -71,6 +90,7 @@ def score_sample(benchmark: Benchmark, task: Trajectory, record: SampleRecord) -
         answer_tagged=trajectory.final_answer is not None,
         has_code=any(turn.code is not None for turn in trajectory.turns),
         code_ran=any(observation.ok for observation in observations),
+        printed_reference=printed_reference([observation.stdout for observation in observations], task),
         tool_calls=trajectory.num_tool_calls,
         failed_calls=sum(1 for observation in observations if not observation.ok),
         turns=len(trajectory.turns),
@@ -139,8 +159,10 @@ def summarize(benchmark: Benchmark, results: list[TaskResult], tasks: dict[str, 
     """Everything the table, report and plots show for one benchmark."""
     samples = [s for result in results for s in result.samples]
     by_category: dict[str, list[bool]] = defaultdict(list)
+    printed_by_category: dict[str, list[bool]] = defaultdict(list)
     for result in results:
         by_category[result.category].append(result.correct)
+        printed_by_category[result.category] += [s.printed_reference for s in result.samples]
     calls = sum(s.tool_calls for s in samples)
     failed = sum(s.failed_calls for s in samples)
     return {
@@ -151,7 +173,11 @@ def summarize(benchmark: Benchmark, results: list[TaskResult], tasks: dict[str, 
         "headline": benchmark.headline({r.task_id: r.correct for r in results}, tasks),
         "sample_accuracy": _share([s.correct for s in samples]),
         "pass_at_n": _share([any(s.correct for s in r.samples) for r in results]),
-        "categories": {name: {"items": len(values), "accuracy": _share(values)} for name, values in sorted(by_category.items())},
+        "categories": {
+            name: {"items": len(values), "accuracy": _share(values), "printed_reference": _share(printed_by_category[name])}
+            for name, values in sorted(by_category.items())
+        },
+        "printed_reference": _share([s.printed_reference for s in samples]),
         "tool_calls_per_sample": calls / len(samples) if samples else 0.0,
         "tool_calls_histogram": dict(sorted(Counter(s.tool_calls for s in samples).items())),
         "tool_calls": calls,
