@@ -170,6 +170,16 @@ def test_procedural_uses_shared_rule_matching():
     assert not bench.is_correct(None, number)
 
 
+def test_procedural_categories_by_family_or_variant(tmp_path: Path):
+    by_family = get_benchmark("procedural", {"generate": 8, "seed": 3})
+    items = list(by_family.load(tmp_path / "heldout"))  # generated there on first use
+    assert {by_family.category(t) for t in items} == {"charts", "counting", "geometry", "visual_search"}
+    by_variant = get_benchmark("procedural", {"categories": "variant"})
+    kinds = {by_variant.category(t) for t in by_variant.load(tmp_path / "heldout")}
+    assert all(k.split("/")[0] in {"charts", "counting", "geometry", "visual_search"} and "/" in k for k in kinds)
+    assert kinds & {"charts/bar", "charts/line"} and not any("-" in k for k in kinds)  # 'bar-sum' reports as charts/bar
+
+
 def test_extract_letter_does_not_pick_letters_outside_the_options():
     assert extract_letter("E", ["x", "y"]) is None
     assert extract_letter("B", ["x", "y"]) == "B"

@@ -26,7 +26,7 @@ def results_table(results: dict[str, Any]) -> Table:
     summaries = list(results["benchmarks"].values())
     official = any(s["headline"] != s["accuracy"] for s in summaries)
     table = Table(title=f"codedance eval — {results['mode']} mode, {results['model_name']}", title_justify="left")
-    table.add_column("benchmark / category", overflow="ellipsis", max_width=20, no_wrap=True)
+    table.add_column("benchmark / category", overflow="ellipsis", max_width=22, no_wrap=True)
     numbers = ["items", "acc%", "printed%"] + (["official%"] if official else []) + (["mean@n%", "pass@n%"] if voted else [])
     for column in numbers + ["calls", "fail%", "format%"]:  # numbers are never cut; the name column gives way on narrow terminals
         table.add_column(column, justify="right", no_wrap=True, min_width=len(column))

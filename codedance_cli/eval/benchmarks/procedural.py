@@ -6,13 +6,15 @@ When `path` does not exist and `options.generate` is set, that many tasks are ge
 and written there first, so a recipe alone defines the held-out set.
 
 Scoring: the project's shared rule matching (`codedance_cli.rewards.matching.answers_match`), the same rule the
-RL reward and the filter use, so eval accuracy means what training optimised. Categories: the task family.
+RL reward and the filter use, so eval accuracy means what training optimised. Categories: the task family, or
+with `options.categories: variant` the family and the variant's kind (geometry/angle, counting/shape, ...).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -28,6 +30,8 @@ class ProceduralOptions(RecipeModel):
     generate: int | None = Field(None, description="When `path` does not exist: generate this many held-out tasks there.")
     seed: int = Field(12345, description="Seed for generated tasks (keep it apart from the training seeds).")
     families: list[str] | None = Field(None, description="Task families to generate (default: all).")
+    categories: Literal["family", "variant"] = Field(
+        "family", description="Report accuracy per task family, or per family and variant kind (geometry/angle, counting/shape, ...).")
 
 
 class Procedural(Benchmark):
@@ -49,8 +53,14 @@ class Procedural(Benchmark):
         if path.is_dir() and not shard_paths(path):
             raise BadInput(f"{path}: no part-*.parquet trajectory shards here")
         for task in iter_trajectories(path):
-            metadata = {**task.metadata, "benchmark": self.name, "category": str(task.metadata.get("family") or "all")}
+            metadata = {**task.metadata, "benchmark": self.name, "category": self._category(task.metadata)}
             yield task.model_copy(update={"turns": [], "final_answer": None, "stop_reason": None, "metadata": metadata})
+
+    def _category(self, metadata: dict) -> str:
+        family = str(metadata.get("family") or "all")
+        if self.options.categories == "family" or not metadata.get("variant"):
+            return family
+        return f"{family}/{str(metadata['variant']).split('-')[0]}"  # charts' 'bar-sum' -> charts/bar
 
     def _generate(self, path: Path) -> None:
         from codedance_cli.procedural import make_tasks
