@@ -118,6 +118,17 @@ def test_set_overrides_parse_yaml_values(tmp_path: Path) -> None:
     assert recipe.teacher is not None and recipe.teacher.path == "/m"
 
 
+def test_set_indexes_into_lists_without_touching_the_recipe_file_data(tmp_path: Path) -> None:
+    recipe = REPO_ROOT / "recipes" / "nano" / "eval.yaml"
+    before = load_recipe(recipe)
+    after = load_recipe(recipe, ["benchmarks.0.path=/data/heldout", "benchmarks.0.limit=4", "benchmarks.0.options.seed=5"])
+    assert str(after.benchmarks[0].path) == "/data/heldout" and after.benchmarks[0].limit == 4
+    assert after.benchmarks[0].options["seed"] == 5 and after.benchmarks[0].options["generate"] == 16  # the rest stays
+    assert before.benchmarks[0].limit == 16 and load_recipe(recipe).benchmarks[0].limit == 16
+    assert "benchmarks is a list of 1; index it with 0..0" in _bad(recipe, "benchmarks.1.limit=4")
+    assert "benchmarks is a list of 1" in _bad(recipe, "benchmarks.first.limit=4")
+
+
 def test_bad_set_overrides(tmp_path: Path) -> None:
     path = _write(tmp_path, "s.yaml", "stage: synth\noutput: o\n")
     assert "KEY=VALUE" in _bad(path, "num_items")

@@ -86,7 +86,11 @@ def resolve_extends(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `a.b.c=value` strings; values are parsed as YAML so `lr=1e-5` is a float."""
+    """Apply `a.b.c=value` strings; values are parsed as YAML so `lr=1e-5` is a float.
+
+    A number indexes into a list (`benchmarks.0.limit=16`): lists of benchmarks or datasets are common, and
+    rewriting a whole list to change one field of one entry is error-prone.
+    """
     result = dict(data)
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -96,15 +100,27 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
-        parts = key.strip().split(".")
-        node = result
-        for part in parts[:-1]:
-            child = node.get(part)
-            child = dict(child) if isinstance(child, dict) else {}
-            node[part] = child
-            node = child
-        node[parts[-1]] = value
+        _set_path(result, key.strip().split("."), value, item)
     return result
+
+
+def _set_path(root: dict[str, Any], parts: list[str], value: Any, item: str) -> None:
+    """Set root[parts...] = value, copying every dict and list on the way (the parsed recipe is never mutated)."""
+    node: Any = root
+    for depth, part in enumerate(parts):
+        slot: str | int = part
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                where = ".".join(parts[:depth])
+                raise BadInput(f"--set {item!r}: {where} is a list of {len(node)}; index it with 0..{len(node) - 1}")
+            slot = int(part)
+        if depth == len(parts) - 1:
+            node[slot] = value
+            return
+        child = node[slot] if isinstance(slot, int) else node.get(slot)
+        child = dict(child) if isinstance(child, dict) else list(child) if isinstance(child, list) else {}
+        node[slot] = child
+        node = child
 
 
 def load_recipe(path: Path | str, overrides: list[str] | None = None, expect_stage: str | None = None) -> StageRecipe:
