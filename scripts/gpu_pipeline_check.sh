@@ -12,7 +12,7 @@
 # The two SFT runs share the GPU at once, as do the two evals: a 25M model leaves an H100/H200 mostly idle and
 # each run is bound by its own CPU-side data pipeline.
 # Wheels the device lacks (ms-swift and its needs) travel in .whl/. Everything lands in artifacts/gpu/.
-# Knobs: ITEMS (3000 training items), HELDOUT (192), STEPS (1000), BATCH (16), LR (5e-4), HIDDEN (512), LAYERS (8),
+# Knobs: ITEMS (3000 training items), SEED (100, of the training items; the held-out set uses 777), HELDOUT (192), STEPS (1000), BATCH (16), LR (5e-4), HIDDEN (512), LAYERS (8),
 # PIXELS (200704 = 256 visual tokens an image, for both models: the baseline sees the image at that size),
 # FREEZE_VIT (false: the random ViT is trained too, so the no-tool baseline can learn to see), DEVICE (cuda),
 # DTYPE (bfloat16), WAIT (560).
@@ -55,7 +55,7 @@ sft() {  # sft NAME PROMPT_VERSION
 }
 
 train() {
-  timed synth codedance synth recipes/nano/synth.yaml --set num_items="${ITEMS:-3000}" --set seed=100 \
+  timed synth codedance synth recipes/nano/synth.yaml --set num_items="${ITEMS:-3000}" --set seed="${SEED:-100}" \
     --set output="$WORK/train" --set concurrency=16 --set sandbox.workers=16
   timed heldout codedance synth recipes/nano/synth_heldout.yaml --set num_items="${HELDOUT:-192}" \
     --set output="$WORK/heldout" --set concurrency=16 --set sandbox.workers=16
