@@ -13,6 +13,10 @@ ART=${ART:-artifacts/nano}
 DONE=$ART/.done
 QUICK=${QUICK:-0}
 STAGES=(synth heldout filter eval-before sft eval-sft rl eval-after sample infer)
+# What each stage writes under $ART: FROM= removes it for every stage it redoes, because the stages resume from
+# what they find (eval from samples.jsonl, rl from its checkpoints), and after a redone upstream stage that is stale.
+declare -A OUTPUTS=([synth]=synth [heldout]=heldout [filter]=filtered [eval-before]=eval-before [sft]=sft
+                    [eval-sft]=eval-sft [rl]=rl [eval-after]=eval-after [sample]=sample [infer]="infer infer.html")
 if [[ -n ${FROM:-} && " ${STAGES[*]} " != *" $FROM "* ]]; then
   echo "demo.sh: unknown FROM stage '$FROM' (one of: ${STAGES[*]})" >&2; exit 2
 fi
@@ -22,7 +26,10 @@ if [[ -n ${FROM:-} ]]; then
   drop=0
   for s in "${STAGES[@]}"; do
     [[ $s == "$FROM" ]] && drop=1
-    ((drop)) && rm -f "$DONE/$s"
+    if ((drop)); then
+      rm -f "$DONE/$s"
+      for out in ${OUTPUTS[$s]}; do rm -rf "${ART:?}/$out"; done
+    fi
   done
 fi
 
@@ -36,21 +43,6 @@ stage() {  # stage NAME COMMAND...
   touch "$DONE/$name"
 }
 
-# eval.yaml's benchmarks with the procedural held-out set under $ART (a list cannot be --set by index),
-# and the item limit replaced when one is given.
-benchmarks() {  # benchmarks [LIMIT]
-  python - "$ART/heldout" "${1:-}" <<'PY'
-import json, sys
-from codedance_cli.recipes import load_recipe
-benches = [b.model_dump(mode="json", exclude_defaults=True) for b in load_recipe("recipes/nano/eval.yaml").benchmarks]
-for b in benches:
-    if b["name"] == "procedural":
-        b["path"] = sys.argv[1]
-        b.update({"limit": int(sys.argv[2])} if sys.argv[2] else {})
-print(json.dumps(benches))
-PY
-}
-
 # Per-stage --set overrides: where artifacts go, the base model, and (QUICK=1) the sizes.
 synth=(--set "output=$ART/synth")
 heldout=(--set "output=$ART/heldout")
@@ -58,7 +50,7 @@ filter=(--set "input.path=$ART/synth" --set "output=$ART/filtered")
 sft=(--set "dataset.path=$ART/filtered" --set "output_dir=$ART/sft")
 rl=(--set "model=$ART/sft/last" --set "dataset=$ART/filtered" --set "output_dir=$ART/rl")
 infer=(--set "output_dir=$ART/infer")
-evals=() before=()
+evals=(--set "benchmarks.0.path=$ART/heldout") before=()   # recipes/nano/eval.yaml's one benchmark: procedural
 if [[ -n ${CODEDANCE_TINY_MODEL:-} ]]; then
   before=(--set "model.path=$CODEDANCE_TINY_MODEL")
   filter+=(--set "weak_model.path=$CODEDANCE_TINY_MODEL")
@@ -68,15 +60,11 @@ if [[ $QUICK == 1 ]]; then
   synth+=(--set num_items=4)
   heldout+=(--set num_items=4)
   filter+=(--set samples_per_item=1)
-  evals+=(--set loop.max_new_tokens=16 --set loop.max_turns=2)
+  evals+=(--set loop.max_new_tokens=16 --set loop.max_turns=2 --set benchmarks.0.limit=4)
   sft+=(--set train.max_steps=2 --set train.save_steps=2 --set train.logging_steps=1)
   rl+=(--set limit=2 --set train.max_steps=1 --set train.save_steps=1)
   infer+=(--set loop.max_new_tokens=16 --set loop.max_turns=2)
-  bench=$(benchmarks 4)
-else
-  bench=$(benchmarks)
 fi
-evals+=(--set "benchmarks=$bench")
 
 codedance doctor
 stage synth       codedance synth recipes/nano/synth.yaml "${synth[@]}"

@@ -67,6 +67,14 @@ def test_quick_demo_runs_every_stage_and_restarts_from_a_missing_marker(tiny_mod
     assert "== infer: codedance infer" in again.stdout
     assert (art / ".done" / "infer").is_file() and (art / "infer.html").is_file()
 
+    # FROM=rl redoes rl and what follows from scratch: no stage resumes from the outputs of the run before
+    redo = run_demo(art, timeout=300, FROM="rl", CODEDANCE_TINY_MODEL=str(tiny_model_dir))
+    assert redo.returncode == 0, redo.stdout[-4000:]
+    for stage in STAGES[: STAGES.index("rl")]:
+        assert f"== {stage}: done earlier" in redo.stdout, stage
+    assert "already trained to max_steps" not in redo.stdout  # rl trained again
+    assert "tool mode: 4 to run" in redo.stdout.split("== eval-after: codedance eval")[1]  # eval-after did not resume
+
 
 def test_a_failing_stage_stops_the_chain_without_its_marker(tmp_path: Path) -> None:
     art = tmp_path / "nano"

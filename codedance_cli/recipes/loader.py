@@ -112,7 +112,8 @@ def _set_path(root: dict[str, Any], parts: list[str], value: Any, item: str) -> 
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
                 where = ".".join(parts[:depth])
-                raise BadInput(f"--set {item!r}: {where} is a list of {len(node)}; index it with 0..{len(node) - 1}")
+                indices = f"; index it with 0..{len(node) - 1}" if node else ""
+                raise BadInput(f"--set {item!r}: {where} is a list of {len(node)}{indices}")
             slot = int(part)
         if depth == len(parts) - 1:
             node[slot] = value
