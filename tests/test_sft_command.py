@@ -84,7 +84,7 @@ def test_single_process_sets_no_torchrun_variables(tiny_model_dir: Path, dataset
     recipe = load_recipe(NANO, [f"dataset.path={dataset}"])
     assert swift_env(recipe) == {"MAX_PIXELS": "50176"}
     flags = _flags(swift_args(recipe, str(tiny_model_dir), dataset))
-    assert flags["torch_dtype"] == ["float32"] and flags["max_steps"] == ["200"] and "deepspeed" not in flags
+    assert flags["torch_dtype"] == ["float32"] and flags["max_steps"] == ["300"] and "deepspeed" not in flags
     assert flags["check_model"] == ["false"]  # a local folder has no hub copy to check against
     # the CPU model type is ours: the plugin file that registers it goes along
     assert flags["model_type"] == ["codedance_qwen2_5_vl"] and flags["external_plugins"][0].endswith("sft/swift_plugin.py")
