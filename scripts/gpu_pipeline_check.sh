@@ -12,10 +12,11 @@
 # The two SFT runs share the GPU at once, as do the two evals: a 25M model leaves an H100/H200 mostly idle and
 # each run is bound by its own CPU-side data pipeline.
 # Wheels the device lacks (ms-swift and its needs) travel in .whl/. Everything lands in artifacts/gpu/.
-# Knobs: ITEMS (3000 training items), SEED (100, of the training items; the held-out set uses 777), HELDOUT (192), STEPS (1000), BATCH (16), LR (5e-4), HIDDEN (512), LAYERS (8),
+# Knobs: ITEMS (3000 training items), SEED (100, of the training items; the held-out set uses 777), HELDOUT (192),
+# STEPS (1000), BATCH (16), LR (5e-4), HIDDEN (512), LAYERS (8), LOADERS (6 dataloader workers a run),
 # PIXELS (200704 = 256 visual tokens an image, for both models: the baseline sees the image at that size),
 # FREEZE_VIT (false: the random ViT is trained too, so the no-tool baseline can learn to see), DEVICE (cuda),
-# DTYPE (bfloat16), WAIT (560).
+# DTYPE (bfloat16), EVAL_CONCURRENCY (96 trajectories in flight), WAIT (560 s that `start`/`await` follow the run).
 set -euo pipefail
 PHASE=${1:?train, eval, all, start or await}
 OUT_DIR=${2:-${OUT:-/tmp/gpu-pipeline}}
