@@ -58,6 +58,14 @@ class TaskResult:
     samples: list[ScoredSample] = field(default_factory=list)
 
 
+def reference_option(task: Trajectory) -> str | None:
+    """The option text a lettered-choice reference names ('B' -> choices[1]); None for other references."""
+    letter = (task.ground_truth or "").strip().upper()
+    if not task.choices or len(letter) != 1 or not "A" <= letter <= "Z" or ord(letter) - 65 >= len(task.choices):
+        return None
+    return task.choices[ord(letter) - 65]
+
+
 def printed_reference(stdouts: list[str], task: Trajectory) -> bool:
     """Whether a cell printed the reference answer (for a lettered choice, its option text) as a whole word.
 
@@ -65,14 +73,12 @@ def printed_reference(stdouts: list[str], task: Trajectory) -> bool:
     Accuracy well under this share means the code found the answer and the model did not copy it. It is an upper
     bound, not a verdict: a printed table of many numbers can hold the reference by chance.
     """
-    reference = (task.ground_truth or "").strip()
-    if not reference:
+    option = reference_option(task)  # a lone letter turns up in any output: look for the option it names
+    wanted = option if option is not None else (task.ground_truth or "").strip()
+    if not wanted:
         return False
-    wanted = [reference]
-    if task.choices and len(reference) == 1 and reference.isalpha() and ord(reference.upper()) - 65 < len(task.choices):
-        wanted = [task.choices[ord(reference.upper()) - 65]]  # a lone letter turns up in any output
-    patterns = [re.compile(rf"(?<![\w.]){re.escape(text)}(?![\w]|\.\d)", re.IGNORECASE) for text in wanted if text]
-    return any(pattern.search(stdout) for stdout in stdouts for pattern in patterns)
+    pattern = re.compile(rf"(?<![\w.]){re.escape(wanted)}(?![\w]|\.\d)", re.IGNORECASE)
+    return any(pattern.search(stdout) for stdout in stdouts)
 
 
 def score_sample(benchmark: Benchmark, task: Trajectory, record: SampleRecord) -> ScoredSample:
@@ -123,8 +129,8 @@ async def apply_judge(
         task = tasks[(sample.benchmark, sample.task_id)]
         record = records[f"{sample.benchmark}/{sample.task_id}#{sample.sample}"]
         reference = task.ground_truth or ""
-        if task.choices and len(reference) == 1 and reference.isalpha():
-            reference = f"{reference}. {task.choices[ord(reference.upper()) - 65]}"
+        if (option := reference_option(task)) is not None:
+            reference = f"{reference}. {option}"
         verdict = await judge.judge(task.question, reference, benchmark.response_text(record.trajectory))
         sample.judged = True
         if verdict.correct:
