@@ -96,6 +96,7 @@ evaluate() {  # the tool model through the code loop and the no-tool model direc
 }
 
 await_run() {  # follow $WORK/run.log until the detached run writes $WORK/exit or WAIT seconds pass; pack the logs
+  [[ -f $WORK/run.log ]] || { echo "no detached run under $WORK: call '$0 start' first" >&2; exit 2; }
   local deadline=$((SECONDS + ${WAIT:-560})) shown=0
   while [[ ! -f $WORK/exit ]] && ((SECONDS < deadline)); do
     sleep 5
