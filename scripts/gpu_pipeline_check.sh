@@ -27,7 +27,7 @@ DEVICE=${DEVICE:-cuda}
 DTYPE=${DTYPE:-bfloat16}
 mkdir -p "$OUT_DIR" "$LOGS"
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PATH=/tmp/site/bin:$PATH
-if compgen -G ".whl/*.whl" >/dev/null && ! $PY -c "import swift" 2>/dev/null; then
+if [[ $PHASE != await ]] && compgen -G ".whl/*.whl" >/dev/null && ! $PY -c "import swift" 2>/dev/null; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 fi
 codedance() { $PY -m codedance_cli "$@"; }
