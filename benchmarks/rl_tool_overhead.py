@@ -4,7 +4,7 @@ Measures, in one run on the real local sandbox:
   baseline   SandboxSession.run on one open session (the sandbox alone)
   sessions   SandboxSessions.run (per-trajectory session lookup + guard timeout)
   verl tool  CodeDanceSandboxTool create -> execute -> release with verl's AgentData (+ rendering, PIL images)
-for a text cell and an image cell, then the reward: score_rollout per second on rule-matched items.
+for a text cell and an image cell, then the reward: rollouts scored per second by score_batch on rule-matched items (one batch).
 
 Usage: .venv/bin/python benchmarks/rl_tool_overhead.py [--calls 100]
 """
@@ -20,7 +20,7 @@ from PIL import Image
 
 from codedance_cli.recipes.common import SandboxConfig
 from codedance_cli.recipes.rl import RewardConfig
-from codedance_cli.rewards.score import RolloutForReward, score_rollout
+from codedance_cli.rewards.score import RolloutForReward, score_batch
 from codedance_cli.rl.sandbox_sessions import SandboxSessions
 from codedance_cli.sandbox import create_sandbox
 
@@ -74,10 +74,9 @@ async def measure(calls: int) -> dict[tuple[str, str], list[float]]:
 async def reward_rate(items: int) -> float:
     config = RewardConfig()
     response = '<think>a</think><tool_call>{"name": "execute_python_code"}</tool_call><tool_response>\n42\n</tool_response><think>b</think><answer>42</answer>'
-    rollouts = [RolloutForReward(response, "42", "number", metadata={"pass_rate": 0.5}) for _ in range(items)]
+    rollouts = [RolloutForReward(response, "42", "number", group_id=str(index // 8)) for index in range(items)]
     started = time.perf_counter()
-    for rollout in rollouts:
-        await score_rollout(rollout, config)
+    await score_batch(rollouts, config)
     return items / (time.perf_counter() - started)
 
 

@@ -72,9 +72,9 @@ def test_code_and_answer_in_one_turn_answer_wins_and_code_is_not_run():
     assert parsed.answer == "B" and parsed.code is None and "code_and_answer" in parsed.flags
 
 
-def test_several_answers_last_counts():
+def test_several_answers_first_counts_as_the_reward_grades_it():
     parsed = parse_turn("<answer>A</answer> no wait <answer>C</answer>", V1)
-    assert parsed.answer == "C" and "several_answers" in parsed.flags
+    assert parsed.answer == "A" and "several_answers" in parsed.flags
 
 
 def test_unterminated_answer_takes_the_rest():

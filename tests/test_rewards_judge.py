@@ -36,8 +36,8 @@ def test_open_answers_are_judged_over_http_round_robin(monkeypatch: pytest.Monke
     infos = [{"answer_type": "open", "question": "Which animal?"}] * 3 + [{"answer_type": "choice"}]
     results = compute_score_batch(["codedance"] * 4, solutions, ["dog", "dog", "dog", "A"], infos)
     assert [r["accuracy"] for r in results] == [1.0, 0.0, 1.0, 0.0]
-    assert [r["judged"] for r in results] == [0.0, 1.0, 1.0, 0.0]  # exact rule match first; choice items never judged
-    assert len(first.requests) == 1 and len(second.requests) == 1
+    assert [r["judged"] for r in results] == [1.0, 1.0, 1.0, 1.0]  # judge_policy `always`: every general rollout
+    assert len(first.requests) == 2 and len(second.requests) == 2
     assert first.requests[0]["model"] == "judge"
 
 

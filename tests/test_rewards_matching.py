@@ -48,7 +48,14 @@ def test_choice_with_prefixed_options_and_no_choices() -> None:
         ("3/4", "0.75", True),
         ("\\frac{3}{4}", "0.75", True),
         ("\\boxed{12.5}", "12.5", True),
-        ("100.5", "100", True),  # within 1 % relative tolerance
+        ("100.5", "100", False),  # an integer reference needs an integer
+        ("42.3", "42", False),
+        ("42.0", "42", True),
+        ("12.54", "12.5", True),  # rounds to the reference at its precision
+        ("12.6", "12.5", False),
+        ("forty-two", "42", True),
+        ("one hundred and five", "105", True),
+        ("3 or 4", "4", False),  # a hedge is not an answer
         ("102", "100", False),
         ("from 3 to 5", "5", True),  # the last number is the stated one
         ("-3", "3", False),
@@ -73,6 +80,8 @@ def test_number(prediction: str, ground_truth: str, expected: bool) -> None:
         ("5 apples", "5", "text", True),
         ("a very long sentence that happens to mention red somewhere deep inside it", "red", "text", False),
         ("Paris", "paris", "open", True),
+        ("STOP or GO", "STOP", "text", False),  # a hedge
+        ("It could be STOP", "STOP", "text", False),
         ("", "red", "text", False),
         ("red", "", "text", False),
         (None, "red", "text", False),
@@ -83,7 +92,15 @@ def test_text(prediction: str | None, ground_truth: str, answer_type: str, expec
 
 
 def test_helpers() -> None:
-    assert extract_answer("x <answer>first</answer> y <answer> last </answer>") == "last"
+    assert extract_answer("x <answer>first</answer> y <answer> last </answer>") == "first"  # the graded block
     assert parse_number("about 1,200 m") == (1200.0, False)
     assert parse_number("12.5 %") == (12.5, True)
     assert parse_number("nothing") is None
+
+
+def test_option_text_maps_to_the_letter_the_question_lists() -> None:
+    question = "Which animal is shown?\nOptions:\nA. cat\nB. dog"
+    assert answers_match("dog", "B", "text", question=question)
+    assert answers_match("(B)", "B", "text", question=question)
+    assert not answers_match("cat", "B", "text", question=question)
+    assert not answers_match("A or B", "B", "choice", ["cat", "dog"])  # a hedge names no option

@@ -9,7 +9,9 @@ import asyncio
 import time
 
 from codedance_cli.recipes.common import SandboxConfig
-from codedance_cli.rl.sandbox_sessions import SandboxSessions, observation_failed
+from codedance_cli.loop.format import observation_text
+from codedance_cli.loop.grammar import observation_failed
+from codedance_cli.rl.sandbox_sessions import SandboxSessions
 from codedance_cli.sandbox.base import Sandbox, SandboxSession
 
 
@@ -50,7 +52,7 @@ def test_unresponsive_sandbox_times_out_and_drops_the_session() -> None:
         return obs, elapsed
 
     obs, elapsed = asyncio.run(scenario())
-    assert obs.timed_out and obs.error_type == "Timeout" and observation_failed(obs)
+    assert obs.timed_out and obs.error_type == "Timeout" and observation_failed(observation_text(obs, 0))
     assert elapsed < 1.0
     assert sessions.open_sessions == 0 and sandbox.sessions[0].closed
 

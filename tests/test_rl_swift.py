@@ -5,6 +5,7 @@ code, and `recipes/nano/rl.yaml` runs real GRPO steps on CPU with the tiny model
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,8 @@ def test_scheduler_runs_code_in_sandbox_through_swift_multi_turn_driver(settings
     from transformers import AutoTokenizer
 
     from codedance_cli.loop.format import data_url
+    from codedance_cli.loop.grammar import call_failures
+    from codedance_cli.rewards.swift_reward import rollout_response
     from codedance_cli.rl.swift_scheduler import CodeDanceSandboxScheduler
 
     image = counting_items(3)[2].images[0]
@@ -111,14 +114,15 @@ def test_scheduler_runs_code_in_sandbox_through_swift_multi_turn_driver(settings
     finally:
         scheduler.close()
     solved, hung, direct = outputs
-    assert solved.rollout_infos["codedance_tool_failures"] == [False, False]
+    assert len(solved.rollout_infos["codedance_turns"]) == 3 and len(solved.rollout_infos["codedance_observations"]) == 2
+    assert call_failures(rollout_response(None, solved.rollout_infos, "")) == [False, False]
     user_turns = [m["content"] for m in solved.messages if m["role"] == "user"][1:]
     assert "3" in user_turns[0] and "<tool_response>" in user_turns[0]
     assert "<image>" in user_turns[1] and len(solved.rollout_infos["images"]) == 2  # the crop came back as an image
     assert solved.rollout_infos["num_turns"] == 3
-    assert hung.rollout_infos["codedance_tool_failures"] == [True, True]  # timeout, then state lost with the killed process
+    assert call_failures(rollout_response(None, hung.rollout_infos, "")) == [True, True]  # timeout, then state lost
     assert "Timeout" in [m["content"] for m in hung.messages if m["role"] == "user"][1]
-    assert direct.rollout_infos["num_turns"] == 1 and direct.rollout_infos["codedance_tool_failures"] == []
+    assert direct.rollout_infos["num_turns"] == 1 and direct.rollout_infos["codedance_observations"] == []
     assert scheduler.sessions.open_sessions == 0
 
     # What GRPO then trains on: the scheduler's conversation (tool images included) encodes with the template.
@@ -133,47 +137,60 @@ def test_scheduler_runs_code_in_sandbox_through_swift_multi_turn_driver(settings
     assert encoded["input_ids"].count(template.image_token_id) == int(encoded["image_grid_thw"].prod(dim=1).sum()) // 4
 
 
-def test_reward_plugin_scores_through_swift_reward_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reward_plugin_scores_a_group_through_swift_reward_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ms-swift's own reward code calls our ORM on a batch: the group (prompt_id) sets R_seq, the batch sets R_turn."""
     from swift.rl_core.grpo_algorithm import compute_rewards_per_func
 
+    from codedance_cli.rewards.config_file import load_reward_config
     from codedance_cli.rewards.swift_reward import CodeDanceReward
 
     config_path = tmp_path / "reward.json"
-    config_path.write_text(RewardConfig(tool_weight=0.1).model_dump_json())
+    config_path.write_text(RewardConfig().model_dump_json())
     monkeypatch.setenv("CODEDANCE_REWARD_CONFIG", str(config_path))
     monkeypatch.setenv("CODEDANCE_REWARD_LOG", str(tmp_path / "rewards.jsonl"))
-    from codedance_cli.rewards.verl_reward import load_reward_config
-
     load_reward_config.cache_clear()
 
     class Sample:  # the two members compute_rewards_per_func reads from ms-swift's GRPOSample
-        def __init__(self, messages, infos, extra):
-            self.messages, self.infos, self.extra = messages, infos, extra
+        def __init__(self, infos, prompt_id):
+            self.infos, self.prompt_id = infos, prompt_id
+            # earlier assistant turns reach the reward as token ids, as ms-swift 4.6 hands them over
+            self.messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": [1, 2, 3]}]
 
         def to_reward_row(self):
-            return {"messages": self.messages, "rollout_infos": self.infos, **self.extra}
+            columns = {"solution": "3", "answer_type": "number", "choices": "[]", "question": "How many?", "metadata": "{}"}
+            return {"messages": self.messages, "rollout_infos": self.infos, "prompt_id": self.prompt_id, "data_source": "nano", **columns}
 
-    columns = {
-        "solution": "3",
-        "answer_type": "number",
-        "choices": "[]",
-        "question": "How many?",
-        "metadata": '{"pass_rate": 0.0}',
-        "data_source": "nano",
+    call = "<think>a</think>" + tool_call_text("print(3)")
+    right = {"codedance_turns": [call, "<think>b</think><answer>3</answer>"], "codedance_observations": ["<tool_response>\n3\n</tool_response>"]}
+    failed = {
+        "codedance_turns": [call, "<think>b</think><answer>2</answer>"],
+        "codedance_observations": ["<tool_response>\nError: NameError: x\n</tool_response>"],
     }
-    right = Sample(
-        [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>a</think>" + tool_call_text("print(3)")},
-         {"role": "user", "content": "<tool_response>\n3\n</tool_response>"}, {"role": "assistant", "content": "<think>b</think><answer>3</answer>"}],
-        {"codedance_tool_failures": [False]}, columns,
-    )  # fmt: skip
-    wrong = Sample(
-        [{"role": "user", "content": "q"}, {"role": "assistant", "content": "no tags 5"}], {"codedance_tool_failures": []}, columns
-    )
-    rewards = compute_rewards_per_func([right, wrong], [CodeDanceReward()], None, device="cpu")
-    assert rewards[:, 0].tolist() == pytest.approx([1.0 + 0.1 * 1.5, -0.2])  # hard item: the working call pays
+    plain = {"codedance_turns": ["no tags 5"], "codedance_observations": []}
+    samples = [Sample(right, "p0"), Sample(failed, "p0"), Sample(plain, "p1")]
+    rewards = compute_rewards_per_func(samples, [CodeDanceReward()], None, device="cpu")
+    decay = (1 + math.tanh(4 * (0.5 - 0.5))) / 2 - 0.2  # group p0: outcomes 1 and 0, mu = 0.5, decay 0.3
+    assert rewards[:, 0].tolist() == pytest.approx([1.0 + decay * 1.5, 0.0, -0.2])
+    # c over the batch: [0] and [-0.5] (non-final), mean -0.25, std 0.25 -> +1 and -1, times beta 0.2
+    assert right["codedance_turn_offsets"] == pytest.approx([0.2, 0.0])
+    assert failed["codedance_turn_offsets"] == pytest.approx([-0.2, 0.0])
     logged = [json.loads(line) for line in (tmp_path / "rewards.jsonl").read_text().splitlines()]
-    assert [entry["tool_calls"] for entry in logged] == [1.0, 0.0]
+    assert [entry["tool_calls"] for entry in logged] == [1.0, 1.0, 0.0]
     load_reward_config.cache_clear()
+
+
+def test_trainer_adds_each_turns_offset_to_its_tokens() -> None:
+    import torch
+
+    from codedance_cli.rl.swift_trainer import add_turn_offsets
+
+    mask = torch.tensor([0, 1, 1, 1, 0, 0, 1, 1, 0])  # turn 0: 3 tokens, an observation, turn 1: 2 tokens, padding
+    advantages = torch.full((9,), 0.5)
+    assert add_turn_offsets(advantages, mask, [3, 2], [0.2, 0.0]) == 3
+    assert advantages.tolist() == pytest.approx([0.5, 0.7, 0.7, 0.7, 0.5, 0.5, 0.5, 0.5, 0.5])
+    cut = torch.full((9,), 0.0)  # truncation kept only the last 4 trained tokens: turns line up from the end
+    assert add_turn_offsets(cut, torch.tensor([0, 0, 0, 1, 1, 0, 0, 1, 1]), [3, 2, 2], [-0.1, 0.3, 0.0]) == 2
+    assert cut.tolist() == pytest.approx([0, 0, 0, 0.3, 0.3, 0, 0, 0, 0])
 
 
 @pytest.mark.slow
@@ -188,9 +205,10 @@ def test_nano_recipe_trains_two_grpo_steps_on_cpu(tiny_model_dir: Path, tmp_path
     logged = [json.loads(line) for line in (out / "checkpoints" / "logging.jsonl").read_text().splitlines()]
     steps = [entry for entry in logged if "rewards/CodeDanceReward/mean" in entry]
     assert len(steps) == 2  # two GRPO steps, each with our reward computed
+    assert all("codedance/turn_offset_tokens" in entry for entry in steps)  # our trainer subclass ran the steps
     rewards = [json.loads(line) for line in (out / "rewards.jsonl").read_text().splitlines()]
     assert len(rewards) == 2 * 2  # steps x completions per step (one prompt x rollout_n 2)
-    assert all(set(entry) >= {"score", "accuracy", "format", "tool_sequence", "tool_turn"} for entry in rewards)
+    assert all(set(entry) >= {"score", "outcome", "accuracy", "format", "sequence_term", "turn_offsets"} for entry in rewards)
     checkpoint = out / "checkpoints" / "checkpoint-2"
     assert (checkpoint / "model.safetensors").is_file() and (checkpoint / "trainer_state.json").is_file()
     assert (out / "data" / "train.jsonl").is_file() and (out / "reward.json").is_file()

@@ -107,11 +107,11 @@ def test_reward_function_loads_and_scores_through_verl(paper_recipe: RlRecipe, t
         "answer_type": "choice",
         "choices": ["cat", "dog"],
         "metadata": '{"difficulty": "hard"}',
-        "codedance_tool_failures": [True],
     }
     result = asyncio.run(compute_score(data_source="codedance", solution_str=solution, ground_truth="B", extra_info=extra_info))
     assert result["accuracy"] == 1.0 and result["tool_calls"] == 1.0
-    assert result["score"] == pytest.approx(1.0 + 0.1 * -0.25)  # turn term: c = [-0.5, 0], mean -0.25, beta 0.1
+    assert result["tool_failed"] == 1.0 and result["tool_component"] == 0.0  # NameError: the call failed, rate 0
+    assert result["score"] == pytest.approx(1.0)  # verl trains on the outcome R*a + w*f (docs/reward.md)
     assert all(isinstance(value, float) for value in result.values())
 
 
@@ -121,7 +121,7 @@ def test_batch_reward_entry_point(tmp_path: Path) -> None:
     results = compute_score_batch(
         ["codedance", "mathvista"],
         ["<answer>red</answer>", "<answer>2</answer>"],
-        ["red", "\\sqrt{4}"],
+        ["red", "\\frac{4}{2}"],
         [{"answer_type": "text"}, {"answer_type": "number"}],
     )
     assert [round(r["score"], 6) for r in results] == [1.0, 1.2]

@@ -16,7 +16,7 @@ from codedance_cli.clients.base import ModelClient
 from codedance_cli.eval.samples import SampleRecord, sample_key
 from codedance_cli.loop.prompts import DIRECT_VERSION, system_prompt
 from codedance_cli.recipes.common import LoopConfig, SandboxConfig
-from codedance_cli.rewards.matching import ANSWER_TAG
+from codedance_cli.loop.grammar import general_answer
 from codedance_cli.trajectory.schema import Trajectory, Turn
 
 
@@ -92,9 +92,8 @@ async def run_direct_mode(jobs: Iterable[Job], client: ModelClient, loop: LoopCo
                     generation_s=round(generation.seconds, 4),
                 )
             ]
-            answers = ANSWER_TAG.findall(generation.text)
-            result.final_answer = answers[-1].strip() if answers else None
-            result.stop_reason = "answer" if answers else "max_tokens" if generation.hit_length_limit else "no_code"
+            result.final_answer = general_answer(generation.text)
+            result.stop_reason = "answer" if result.final_answer is not None else "max_tokens" if generation.hit_length_limit else "no_code"
         on_sample(_record(job, result, time.perf_counter() - begin))
 
     iterator = iter(jobs)

@@ -1,8 +1,9 @@
 """Weak-to-strong sampling: how often does a weak model already get an item right?
 
 Items the weak model always solves teach nothing (dropped as trivial); the rest are
-stratified by its pass rate into difficulty levels that the RL reward later reads
-(`codedance_cli.rewards.tool_call.item_difficulty`: 'easy' / 'medium' / 'hard').
+stratified by its pass rate into difficulty levels ('easy' / 'medium' / 'hard') for
+building RL sets; the RL reward itself measures difficulty online, from each
+prompt's own GRPO group (docs/reward.md).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 from codedance_cli.clients.openai_http import OpenAIClient
 from codedance_cli.errors import EngineFailed
@@ -44,9 +45,17 @@ EXAMPLES: list[tuple[str, str, str, str]] = [
     ("Is the man wearing glasses?", "no", "Yes, he is.", "no"),
 ]
 
+# Math items (the release's second judge): equivalence of a student's answer to the reference, TRUE or FALSE.
+MATH_RUBRIC_SYSTEM = """\
+You check answers to mathematics problems. You are given the problem, the reference answer, which is always \
+correct, and a student's answer. Decide whether the student's answer is mathematically equivalent to the \
+reference: the same value, expression or choice, whatever the notation (LaTeX, fractions, decimals, units). \
+An answer that is almost right, or right up to a slip, is not equivalent. Give no explanation.
+End your reply with exactly one line: "Judgement: TRUE" if equivalent, otherwise "Judgement: FALSE"."""
+
 _VERDICT = re.compile(r"judge?ment\s*[:：]\s*\**\s*(yes|no|1|0|true|false|correct|incorrect)\b", re.IGNORECASE)
 _POSITIVE = {"yes", "1", "true", "correct"}
-_BARE = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
+_BARE = re.compile(r"^\W*(yes|no|true|false)\b", re.IGNORECASE)
 
 
 def judge_user_prompt(question: str, reference: str, candidate: str) -> str:
@@ -63,6 +72,12 @@ def judge_messages(question: str, reference: str, candidate: str) -> list[dict]:
     return messages
 
 
+def math_judge_messages(question: str, reference: str, candidate: str) -> list[dict]:
+    """The math rubric conversation: one user turn with the problem, the reference and the student's answer."""
+    user = f"Problem: {question}\nReference answer: {reference}\nStudent's answer: {candidate}"
+    return [{"role": "system", "content": MATH_RUBRIC_SYSTEM}, {"role": "user", "content": user}]
+
+
 def parse_verdict(text: str) -> bool | None:
     """True / False from the judge's reply; the last `Judgement:` line wins; None when unreadable."""
     matches = _VERDICT.findall(text or "")
@@ -70,7 +85,7 @@ def parse_verdict(text: str) -> bool | None:
         return matches[-1].lower() in _POSITIVE
     bare = _BARE.match((text or "").strip())
     if bare:
-        return bare.group(1).lower() == "yes"
+        return bare.group(1).lower() in _POSITIVE
     return None
 
 
@@ -136,18 +151,22 @@ class JudgeClient:
         self.max_new_tokens = max_new_tokens
 
     @staticmethod
-    def cache_key(question: str, reference: str, candidate: str) -> str:
-        payload = json.dumps([RUBRIC_VERSION, question, reference, candidate], ensure_ascii=False)
+    def cache_key(question: str, reference: str, candidate: str, rubric: str = "general") -> str:
+        version = RUBRIC_VERSION if rubric == "general" else f"{RUBRIC_VERSION}/{rubric}"
+        payload = json.dumps([version, question, reference, candidate], ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
-    async def judge(self, question: str, reference: str, candidate: str) -> Verdict:
-        """One verdict; raises EngineFailed only when the endpoint fails after all retries."""
-        key = self.cache_key(question, reference, candidate)
+    async def judge(self, question: str, reference: str, candidate: str, *, rubric: Literal["general", "math"] = "general") -> Verdict:
+        """One verdict; raises EngineFailed only when the endpoint fails after all retries.
+
+        The math rubric asks for TRUE/FALSE at temperature 0, as the release's math judge does.
+        """
+        key = self.cache_key(question, reference, candidate, rubric)
         if (hit := self.cache.get(key)) is not None:
             return Verdict(correct=hit["correct"], raw=hit["raw"], cached=True)
-        generation = await self.http.generate(
-            judge_messages(question, reference, candidate), max_new_tokens=self.max_new_tokens, temperature=self.temperature
-        )
+        math = rubric == "math"
+        messages = (math_judge_messages if math else judge_messages)(question, reference, candidate)
+        generation = await self.http.generate(messages, max_new_tokens=self.max_new_tokens, temperature=0.0 if math else self.temperature)
         verdict = Verdict(correct=parse_verdict(generation.text), raw=generation.text)
         if verdict.correct is not None:  # unreadable replies are retried next time, not cached
             self.cache.put(key, {"correct": verdict.correct, "raw": verdict.raw})

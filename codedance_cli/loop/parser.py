@@ -14,7 +14,7 @@ wrong through `flags`:
   the model), flags `unterminated_code`, `malformed`.
 - `<answer>` inside a code block (e.g. `print("<answer>3</answer>")`): not an
   answer, flag `answer_in_code`.
-- several answers: the last one counts, flag `several_answers`.
+- several answers: the first one counts (the reward grades the first), flag `several_answers`.
 - `<answer>` without `</answer>`: the rest of the text is the answer, flags
   `unterminated_answer`, `malformed`.
 - code and an answer in one turn: the answer ends the trajectory and the code is
@@ -183,10 +183,10 @@ def _extract_answer(text: str, code_spans: list[_Span], flags: set[str]) -> str 
         return None
     if len(outside) > 1:
         flags.add("several_answers")
-    last = outside[-1]
-    if not last.terminated:
+    first = outside[0]
+    if not first.terminated:
         flags.update({"unterminated_answer", "malformed"})
-    return last.body.strip()
+    return first.body.strip()
 
 
 def _reasoning(text: str, code_spans: list[_Span], flags: set[str]) -> str:

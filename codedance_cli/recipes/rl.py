@@ -17,37 +17,50 @@ from codedance_cli.recipes.common import LoopConfig, SandboxConfig
 
 
 class RewardConfig(RecipeModel):
-    """Coefficients of score = R*a + w*f + tool_weight*T + turn_weight*mean(c) (codedance_cli/rewards/score.py)."""
+    """Every coefficient of the balanced adaptive tool-call reward (codedance_cli/rewards/score.py, docs/reward.md).
+
+    The defaults are the paper's values (docs/paper-settings.md); the ablations of the paper's Table 3 are
+    `sequence_weight: 0, turn_weight: 0` (accuracy + format only) and `turn_weight: 0` (no turn-level term).
+    """
 
     accuracy_weight: float = Field(1.0, description="R for general items: reward of a correct answer.")
     format_weight: float = Field(0.2, description="w for general items: weight of the format penalty f in {-1, 0}.")
     math_accuracy_weight: float = Field(1.2, description="R for math items.")
     math_format_weight: float = Field(0.4, description="w for math items.")
-    math_markers: list[str] = Field(
-        default_factory=lambda: ["math", "geometry", "geo3k"],
-        description="An item is math when its data_source or metadata.domain contains one of these (case-insensitive).",
+    math_sources: list[str] = Field(
+        default_factory=lambda: ["thinklite_eureka", "xince", "mathvista", "mathverse", "mathvision"],
+        description="Data sources that take the math path (exact name, or the name followed by '_' or '-'; "
+        "metadata.domain 'math' also does).",
     )
-    max_answer_chars: int = Field(1000, description="An answer this long or longer is a format failure and scores accuracy 0.")
-    tool_weight: float = Field(0.1, description="Weight of the sequence-level, difficulty-aware tool incentive T.")
-    tool_correct_bonus: float = Field(1.5, description="T's bonus per unit tool success rate when the answer is right (general).")
-    tool_wrong_bonus: float = Field(0.5, description="T's bonus per unit tool success rate when the answer is wrong (general).")
+    max_answer_chars: int = Field(1000, description="General path: an answer this long or longer fails the format and scores 0.")
+    sequence_weight: float = Field(1.0, description="Weight of R_seq = decay(mu) * T in the score (0 turns the term off).")
+    tool_correct_bonus: float = Field(1.5, description="T = bonus * tool success rate: the bonus when the answer is right (general).")
+    tool_wrong_bonus: float = Field(0.5, description="T's bonus when the answer is wrong (general).")
     math_tool_correct_bonus: float = Field(2.0, description="As tool_correct_bonus, for math items.")
     math_tool_wrong_bonus: float = Field(1.0, description="As tool_wrong_bonus, for math items.")
-    redundancy_penalty: float = Field(1.0, description="T's cost of calls on easy items, scaled by (1 - difficulty).")
-    redundancy_cap: int = Field(3, ge=1, description="Calls at which the redundancy cost saturates.")
-    default_difficulty: float = Field(
-        0.5, ge=0.0, le=1.0, description="Difficulty of items whose metadata has neither difficulty nor pass_rate."
+    difficulty_gamma: float = Field(4.0, description="gamma in decay(mu) = (1 + tanh(gamma * (0.5 - mu))) / 2 - delta.")
+    difficulty_delta: float = Field(0.2, description="delta in decay(mu): decay runs from 0.5 + 0.5*tanh(gamma/2) - delta down.")
+    turn_weight: float = Field(0.2, description="beta: weight of the normalised per-turn values added to the advantages (0: off).")
+    failed_call_penalty: float = Field(-0.5, description="s_i of a failed tool call.")
+    turn_discount: float = Field(0.2, description="Discount in c_i = s_i + discount * c_{i+1}.")
+    silent_cell_fails: bool = Field(
+        False,
+        description="Count a cell that printed and showed nothing as a failed call (the release, in effect, does not).",
     )
-    turn_weight: float = Field(0.1, description="beta: weight of the turn-level term mean(c_i) (the release's step_beta 0.1/0.2).")
-    failed_call_penalty: float = Field(-0.5, description="s_i of a failed tool call (error, timeout, no output).")
-    turn_discount: float = Field(0.2, description="gamma in c_i = s_i + gamma * c_{i+1}.")
+    judge_policy: Literal["always", "rules_first"] = Field(
+        "always",
+        description="always: every general rollout is judged (the paper); rules_first: rule matching decides when it "
+        "can, the judge when it cannot. Without a judge the rules decide either way.",
+    )
     judge_endpoint: str | None = Field(
         None,
         description="OpenAI-compatible base URL of the judge (codedance judge serve); env CODEDANCE_JUDGE_URL overrides. None: rules only.",
     )
     judge_model: str = Field("judge", description="Served model name of the judge.")
+    judge_temperature: float = Field(0.3, description="Sampling temperature of general verdicts (math verdicts use 0).")
     judge_answer_types: list[str] = Field(
-        default_factory=lambda: ["open"], description="Answer types the judge decides when the rules say no (choice, number, text, open)."
+        default_factory=lambda: ["open", "text"],
+        description="rules_first only: answer types the judge decides when the rules say no (choice, number, text, open).",
     )
     judge_timeout_s: float = Field(60.0, description="Per-verdict timeout; a judge that does not answer scores the item as wrong.")
 

@@ -1,106 +1,131 @@
-"""The whole CodeDance reward of one rollout: accuracy + format + the two tool terms.
+"""The balanced adaptive tool-call reward of a GRPO batch: one entry point for both engines.
 
-    score = R * a  +  w * f  +  tool_weight * T  +  turn_weight * mean(c_i)
+Per rollout:
 
-a in {0, 1}: rules (`answers_match`), `math_verify` for math items, then the LLM
-judge for the answer types the recipe sends to it; f in {-1, 0}: `check_format`;
-T and c_i: `tool_call.py`. Every coefficient is a `RewardConfig` field. The
-engine adapters (verl, ms-swift) only translate their arguments into a
-`RolloutForReward` and call `score_rollout`.
+    outcome = R * a + w * f                         (R, w: 1.0, 0.2 general; 1.2, 0.4 math)
+    score   = outcome + seq_weight * decay(mu_group) * T      (what GRPO normalises per group)
+    turn offsets: beta * normalised c_i per assistant turn     (added to the advantages of its tokens)
+
+a in {0, 1} comes from the judge policy (`always`: every general rollout is judged,
+as the release does; `rules_first`: rule matching decides when it can, the judge
+when it cannot); math items take math_verify, then a TRUE/FALSE judge. f and the
+graded answer come from `format.py`, T, decay and c_i from `tool_call.py`. The
+engines' plug-ins (verl's reward manager and advantage estimator, ms-swift's reward
+function and trainer) translate their batches into `RolloutForReward`s and call
+`score_batch`; nothing else computes a reward.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import os
 import re
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from codedance_cli.loop.grammar import call_failures
 from codedance_cli.recipes.rl import RewardConfig
-from codedance_cli.rewards.format import TOOL_RESPONSE_BLOCK, check_format
+from codedance_cli.rewards.format import check_format
 from codedance_cli.rewards.matching import answers_match
 from codedance_cli.rewards.tool_call import (
-    item_difficulty,
-    response_failed,
-    sequence_tool_incentive,
+    difficulty_decay,
+    discounted_turn_returns,
+    normalised_turn_values,
+    tool_component,
     tool_success_rate,
-    turn_level_term,
+    turn_step_scores,
 )
 
 JUDGE_URL_ENV = "CODEDANCE_JUDGE_URL"
-# Same words as codedance_cli/loop/prompts.py NO_OUTPUT_MESSAGE (kept here so the reward imports no loop code).
-NO_OUTPUT_MESSAGE = "Code executed successfully. No explicit output or figures produced."
 
 
 class Judge(Protocol):
-    """What the score needs of `codedance_cli.judge.client.JudgeClient`."""
+    """What the score needs of a judge (`JudgePool` below wraps `codedance_cli.judge.client.JudgeClient`)."""
 
-    async def verdict(self, question: str, reference: str, candidate: str) -> bool: ...
+    async def verdict(self, question: str, reference: str, candidate: str, *, math: bool = False) -> bool: ...
 
 
 @dataclass
 class RolloutForReward:
     """What the reward needs to know about one rollout, whichever engine produced it."""
 
-    response: str  # the model's turns joined (tool responses inside are ignored by the format rules)
+    response: str  # the model's turns with the rendered <tool_response> blocks between them
     ground_truth: str | None
     answer_type: str = "text"
     choices: list[str] | None = None
     question: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
     data_source: str = ""
+    group_id: str = ""  # the GRPO group: rollouts of the same prompt share it
     # One entry per tool call: did it fail? None: read the <tool_response> blocks of `response`.
     tool_failures: list[bool] | None = None
 
 
 @dataclass
-class RewardBreakdown:
-    """The score and every term it was made of (logged by both engines)."""
+class OutcomeScore:
+    """The per-rollout part of the reward: accuracy and format, and what the tool terms need."""
 
-    score: float
+    outcome: float  # R * a + w * f
     accuracy: float
     format: float
-    tool_sequence: float
-    tool_turn: float
+    is_math: bool
+    judged: bool
+    answer: str | None
+    format_reason: str | None
+    tool_failures: list[bool]
+    tool_component: float  # T
+
+
+@dataclass
+class RolloutReward:
+    """Every term of one rollout's reward; `score` and `turn_offsets` are what the engines train on."""
+
+    score: float  # outcome + seq_weight * sequence_term
+    outcome: float  # R * a + w * f
+    sequence_term: float  # R_seq = decay * T
+    turn_offsets: list[float]  # beta * normalised c_i, one per assistant turn (the answer turn's is 0)
+    accuracy: float
+    format: float
+    tool_component: float  # T
+    group_mean: float  # mu: mean outcome of the GRPO group
+    decay: float
     tool_calls: int
     tool_failed: int
     tool_success_rate: float
-    difficulty: float
     is_math: float
     judged: float
-    turn_returns: list[float] = field(default_factory=list)
+    turn_returns: list[float] = field(default_factory=list)  # c_i, before normalisation
+    answer: str | None = None
     format_reason: str | None = None
 
     def metrics(self) -> dict[str, float]:
         """Scalar terms only, the shape verl's reward_extra_info and loggers accept."""
         data = asdict(self)
-        return {key: float(value) for key, value in data.items() if isinstance(value, (int, float))}
+        return {key: float(value) for key, value in data.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
-def tool_failures_from_text(response: str, no_output_message: str = NO_OUTPUT_MESSAGE) -> list[bool]:
-    """Per `<tool_response>` block in a rendered rollout: did that call fail?"""
-    return [response_failed(block, no_output_message) for block in TOOL_RESPONSE_BLOCK.findall(response)]
-
-
-def is_math_item(data_source: str, metadata: Mapping[str, Any], markers: Sequence[str]) -> bool:
-    """Math weights apply when the source or metadata.domain names a math set."""
-    haystack = f"{data_source} {metadata.get('domain', '')} {metadata.get('source', '')}".lower()
-    return any(marker.lower() in haystack for marker in markers)
+def is_math_item(data_source: str, metadata: Mapping[str, Any], sources: Sequence[str]) -> bool:
+    """The math path applies when the item's source is a math set (exact name, or a name followed by '_' or '-')."""
+    wanted = [name.lower() for name in sources]
+    candidates = [str(value).lower() for value in (data_source, metadata.get("source"), metadata.get("data_source")) if value]
+    if str(metadata.get("domain", "")).lower() == "math":
+        return True
+    return any(candidate == name or candidate.startswith((f"{name}_", f"{name}-")) for candidate in candidates for name in wanted)
 
 
 def math_verify_match(prediction: str, ground_truth: str) -> bool:
-    """Symbolic equality by math_verify; False when it is not installed or cannot parse."""
+    """Symbolic equality by math_verify, parsed as the release parses (plain strings); False when it cannot say."""
     try:
         from math_verify import parse, verify
     except ImportError:
         return False
     try:
         # Timeouts use SIGALRM, which only works in the main thread; reward workers are often not.
-        gold = parse(f"${ground_truth}$", parsing_timeout=None)
-        answer = parse(f"${prediction}$", parsing_timeout=None)
-        return bool(gold and answer and verify(gold, answer, timeout_seconds=None))
+        return bool(verify(parse(ground_truth, parsing_timeout=None), parse(prediction, parsing_timeout=None), timeout_seconds=None))
     except Exception:  # noqa: BLE001 - a parser crash on odd model output is a "no", never a failed step
         return False
 
@@ -113,7 +138,11 @@ def make_judge(config: RewardConfig) -> Judge | None:
     from codedance_cli.judge.client import JudgeClient
 
     urls = [url.strip() for url in endpoint.split(",") if url.strip()]
-    return JudgePool([JudgeClient(url, model=config.judge_model, timeout_s=config.judge_timeout_s, max_retries=2) for url in urls])
+    clients = [
+        JudgeClient(url, model=config.judge_model, timeout_s=config.judge_timeout_s, max_retries=2, temperature=config.judge_temperature)
+        for url in urls
+    ]
+    return JudgePool(clients)
 
 
 class JudgePool:
@@ -123,10 +152,10 @@ class JudgePool:
         self._clients = clients
         self._next = 0
 
-    async def verdict(self, question: str, reference: str, candidate: str) -> bool:
+    async def verdict(self, question: str, reference: str, candidate: str, *, math: bool = False) -> bool:
         client = self._clients[self._next % len(self._clients)]
         self._next += 1
-        result = await client.judge(question, reference, candidate)
+        result = await client.judge(question, reference, candidate, rubric="math" if math else "general")
         return result.correct is True
 
     async def aclose(self) -> None:
@@ -134,77 +163,115 @@ class JudgePool:
             await client.aclose()
 
 
-async def _ask_judge(judge: Judge, rollout: RolloutForReward, answer: str, timeout_s: float) -> bool:
+async def _ask_judge(judge: Judge, rollout: RolloutForReward, answer: str, *, math: bool, timeout_s: float) -> bool:
     try:
-        return bool(await asyncio.wait_for(judge.verdict(rollout.question, str(rollout.ground_truth), answer), timeout_s))
+        verdict = judge.verdict(rollout.question, str(rollout.ground_truth), answer, math=math)
+        return bool(await asyncio.wait_for(verdict, timeout_s))
     except Exception:  # noqa: BLE001 - an unreachable or slow judge must not stall a training step
         return False
 
 
-async def score_rollout(rollout: RolloutForReward, config: RewardConfig, judge: Judge | None = None) -> RewardBreakdown:
-    """Score one rollout under `config`; the judge (if any) is asked only when the rules cannot say yes."""
-    metadata = rollout.metadata or {}
-    is_math = is_math_item(rollout.data_source, metadata, config.math_markers)
-    check = check_format(rollout.response, max_answer_chars=config.max_answer_chars)
+async def _accuracy(rollout: RolloutForReward, answer: str, is_math: bool, config: RewardConfig, judge: Judge | None) -> tuple[bool, bool]:
+    """(correct, judged) under the recipe's judge policy (see the module docstring)."""
+    reference = str(rollout.ground_truth)
+    ask_judge = judge is not None
+    if config.judge_policy == "rules_first":
+        if answers_match(answer, reference, rollout.answer_type, rollout.choices, rollout.question):
+            return True, False
+        ask_judge = ask_judge and rollout.answer_type in config.judge_answer_types
+    elif judge is None and not is_math:  # `always` without a judge: the rules are all there is
+        return answers_match(answer, reference, rollout.answer_type, rollout.choices, rollout.question), False
+    if is_math:
+        if math_verify_match(answer, reference):
+            return True, False
+        if judge is None:
+            return answers_match(answer, reference, rollout.answer_type, rollout.choices, rollout.question), False
+    if not ask_judge:
+        return False, False
+    return await _ask_judge(judge, rollout, answer, math=is_math, timeout_s=config.judge_timeout_s), True
 
-    correct, judged = False, False
-    answer = check.answer
-    if answer and not check.answer_too_long and rollout.ground_truth is not None:
-        correct = answers_match(answer, rollout.ground_truth, rollout.answer_type, rollout.choices)
-        if not correct and is_math and rollout.answer_type != "choice":
-            correct = math_verify_match(answer, str(rollout.ground_truth))
-        if not correct and judge is not None and rollout.answer_type in config.judge_answer_types:
-            judged = True
-            correct = await _ask_judge(judge, rollout, answer, config.judge_timeout_s)
 
-    failures = rollout.tool_failures if rollout.tool_failures is not None else tool_failures_from_text(rollout.response)
-    calls, failed = len(failures), sum(1 for is_failed in failures if is_failed)
-    difficulty = item_difficulty(metadata, config.default_difficulty)
-    incentive = sequence_tool_incentive(
-        num_calls=calls,
-        num_failed=failed,
-        correct=correct,
-        difficulty=difficulty,
-        correct_bonus=config.math_tool_correct_bonus if is_math else config.tool_correct_bonus,
-        wrong_bonus=config.math_tool_wrong_bonus if is_math else config.tool_wrong_bonus,
-        redundancy_penalty=config.redundancy_penalty,
-        redundancy_cap=config.redundancy_cap,
-    )
-    turn_term, returns = turn_level_term(failures, failure_penalty=config.failed_call_penalty, gamma=config.turn_discount)
-
-    accuracy_weight = config.math_accuracy_weight if is_math else config.accuracy_weight
-    format_weight = config.math_format_weight if is_math else config.format_weight
+async def score_outcome(rollout: RolloutForReward, config: RewardConfig, judge: Judge | None = None) -> OutcomeScore:
+    """Accuracy, format and T of one rollout (everything that does not need the rest of the batch)."""
+    is_math = is_math_item(rollout.data_source, rollout.metadata or {}, config.math_sources)
+    check = check_format(rollout.response, math=is_math, max_answer_chars=config.max_answer_chars)
+    correct = judged = False
+    if check.answer and not check.answer_too_long and rollout.ground_truth is not None:
+        correct, judged = await _accuracy(rollout, check.answer, is_math, config, judge)
+    failures = rollout.tool_failures
+    if failures is None:
+        failures = call_failures(rollout.response, silent_fails=config.silent_cell_fails)
+    calls, failed = len(failures), sum(failures)
     accuracy = 1.0 if correct else 0.0
-    score = accuracy_weight * accuracy + format_weight * check.penalty + config.tool_weight * incentive + config.turn_weight * turn_term
-    return RewardBreakdown(
-        score=score,
+    r_weight, w_weight = (config.math_accuracy_weight, config.math_format_weight) if is_math else (config.accuracy_weight, config.format_weight)
+    bonuses = (config.math_tool_correct_bonus, config.math_tool_wrong_bonus) if is_math else (config.tool_correct_bonus, config.tool_wrong_bonus)
+    return OutcomeScore(
+        outcome=r_weight * accuracy + w_weight * check.penalty,
         accuracy=accuracy,
         format=check.penalty,
-        tool_sequence=incentive,
-        tool_turn=turn_term,
-        tool_calls=calls,
-        tool_failed=failed,
-        tool_success_rate=tool_success_rate(calls, failed),
-        difficulty=difficulty,
-        is_math=1.0 if is_math else 0.0,
-        judged=1.0 if judged else 0.0,
-        turn_returns=returns,
+        is_math=is_math,
+        judged=judged,
+        answer=check.answer,
         format_reason=check.reason,
+        tool_failures=list(failures),
+        tool_component=tool_component(calls, failed, correct, correct_bonus=bonuses[0], wrong_bonus=bonuses[1]),
     )
 
 
-async def score_many(rollouts: Sequence[RolloutForReward], config: RewardConfig, judge: Judge | None = None) -> list[RewardBreakdown]:
-    """Score a batch concurrently (judge calls overlap)."""
-    return list(await asyncio.gather(*(score_rollout(rollout, config, judge) for rollout in rollouts)))
+def combine(rollouts: Sequence[RolloutForReward], outcomes: Sequence[OutcomeScore], config: RewardConfig) -> list[RolloutReward]:
+    """The batch terms: group means and decay for R_seq, batch-normalised per-turn values for R_turn."""
+    by_group: dict[str, list[float]] = defaultdict(list)
+    for index, (rollout, outcome) in enumerate(zip(rollouts, outcomes, strict=True)):
+        by_group[rollout.group_id or f"#{index}"].append(outcome.outcome)
+    returns = [
+        discounted_turn_returns(turn_step_scores(outcome.tool_failures, config.failed_call_penalty), config.turn_discount)
+        for outcome in outcomes
+    ]
+    turn_values = normalised_turn_values(returns)
+    results = []
+    for index, (rollout, outcome) in enumerate(zip(rollouts, outcomes, strict=True)):
+        group = by_group[rollout.group_id or f"#{index}"]
+        mean = sum(group) / len(group)
+        decay = difficulty_decay(mean, gamma=config.difficulty_gamma, delta=config.difficulty_delta)
+        sequence_term = decay * outcome.tool_component
+        calls, failed = len(outcome.tool_failures), sum(outcome.tool_failures)
+        results.append(
+            RolloutReward(
+                score=outcome.outcome + config.sequence_weight * sequence_term,
+                outcome=outcome.outcome,
+                sequence_term=sequence_term,
+                turn_offsets=[config.turn_weight * value for value in turn_values[index]],
+                accuracy=outcome.accuracy,
+                format=outcome.format,
+                tool_component=outcome.tool_component,
+                group_mean=mean,
+                decay=decay,
+                tool_calls=calls,
+                tool_failed=failed,
+                tool_success_rate=tool_success_rate(calls, failed) if calls else math.nan,
+                is_math=1.0 if outcome.is_math else 0.0,
+                judged=1.0 if outcome.judged else 0.0,
+                turn_returns=returns[index],
+                answer=outcome.answer,
+                format_reason=outcome.format_reason,
+            )
+        )
+    return results
 
 
-def score_many_sync(rollouts: Sequence[RolloutForReward], config: RewardConfig, judge_factory=make_judge) -> list[RewardBreakdown]:
-    """`score_many` from synchronous code (a fresh event loop, so the judge's HTTP client lives inside it)."""
+async def score_batch(rollouts: Sequence[RolloutForReward], config: RewardConfig, judge: Judge | None = None) -> list[RolloutReward]:
+    """The reward of a GRPO batch (judge calls overlap); rollouts of one prompt share a `group_id`."""
+    outcomes = await asyncio.gather(*(score_outcome(rollout, config, judge) for rollout in rollouts))
+    return combine(rollouts, outcomes, config)
 
-    async def _run() -> list[RewardBreakdown]:
+
+def score_batch_sync(rollouts: Sequence[RolloutForReward], config: RewardConfig, judge_factory=make_judge) -> list[RolloutReward]:
+    """`score_batch` from synchronous code (a fresh event loop, so the judge's HTTP client lives inside it)."""
+
+    async def _run() -> list[RolloutReward]:
         judge = judge_factory(config)
         try:
-            return await score_many(rollouts, config, judge)
+            return await score_batch(rollouts, config, judge)
         finally:
             closer = getattr(judge, "aclose", None)
             if closer is not None:
@@ -222,8 +289,6 @@ def parse_choices(value: Any) -> list[str] | None:
         if not value:
             return None
         if value.startswith("["):
-            import json
-
             try:
                 return [str(item) for item in json.loads(value)]
             except ValueError:

@@ -1,14 +1,17 @@
 """The CodeDance reward as an ms-swift reward function (`--reward_funcs codedance_reward`).
 
-ms-swift calls a registered ORM with the last assistant message as `completions`
-and the dataset columns and rollout fields as keyword lists: `messages` (the
-whole conversation, tool turns included), `rollout_infos` (where our multi-turn
-scheduler records `codedance_tool_failures`), and the columns `codedance rl`
-writes: `solution`, `answer_type`, `choices`, `question`, `metadata`,
-`data_source`. Registered by codedance_cli/rl/swift_plugin.py.
+ms-swift calls a registered ORM once per generation batch of this process with the
+last assistant message as `completions` and, as keyword lists, `prompt_id` (the
+GRPO group: rollouts of one prompt share it), `rollout_infos` (where our scheduler
+records each assistant turn and each rendered observation: earlier assistant turns
+reach `messages` only as token ids), `messages`, and the columns `codedance rl`
+writes: `solution`, `answer_type`, `choices`, `question`, `metadata`, `data_source`.
 
-Every breakdown is appended to the JSON-lines file named by env
-CODEDANCE_REWARD_LOG, so a run shows which term moved, not only the sum.
+It returns the score GRPO normalises (outcome + R_seq) and leaves each rollout's
+per-turn advantage offsets (R_turn) in its `rollout_infos`, the dict the trainer
+keeps for that sample, where `codedance_cli.rl.swift_trainer` adds them to the
+token advantages. Every term is appended to the JSON-lines file named by env
+CODEDANCE_REWARD_LOG. Registered by codedance_cli/rl/swift_plugin.py.
 """
 
 from __future__ import annotations
@@ -21,24 +24,30 @@ from typing import Any
 
 from swift.rewards import AsyncORM
 
-from codedance_cli.rewards.score import RolloutForReward, make_judge, parse_choices, score_many
-from codedance_cli.rewards.verl_reward import TOOL_FAILURES_FIELD, load_reward_config
+from codedance_cli.loop.grammar import rendered_rollout
+from codedance_cli.rewards.rollout_fields import OBSERVATIONS_FIELD, TURN_OFFSETS_FIELD, TURNS_FIELD
+from codedance_cli.rewards.score import RolloutForReward, RolloutReward, make_judge, parse_choices, score_batch
+from codedance_cli.rewards.config_file import load_reward_config
 
 REWARD_LOG_ENV = "CODEDANCE_REWARD_LOG"
+COLUMNS = ("messages", "rollout_infos", "prompt_id", "solution", "answer_type", "choices", "question", "metadata", "data_source")
 
 
-def _assistant_text(messages: Sequence[dict[str, Any]] | None, completion: str) -> str:
-    """All assistant turns joined: the format rules apply to the whole rollout, not its last turn."""
+def _message_text(content: Any) -> str:
+    if isinstance(content, list):  # multimodal content parts
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content or "")
+
+
+def rollout_response(messages: Sequence[dict[str, Any]] | None, infos: dict[str, Any] | None, completion: str) -> str:
+    """The rendered rollout: from the scheduler's records, else from text messages (a rollout without our scheduler)."""
+    infos = infos or {}
+    if infos.get(TURNS_FIELD):
+        return rendered_rollout(list(infos[TURNS_FIELD]), list(infos.get(OBSERVATIONS_FIELD) or []))
     if not messages:
         return completion
-    parts = []
-    for message in messages:
-        if message.get("role") != "assistant":
-            continue
-        content = message.get("content")
-        if isinstance(content, list):  # multimodal content parts
-            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-        parts.append(str(content or ""))
+    first_assistant = next((i for i, message in enumerate(messages) if message.get("role") == "assistant"), len(messages))
+    parts = [_message_text(message.get("content")) for message in messages[first_assistant:]]
     return "\n".join(parts) if parts else completion
 
 
@@ -47,8 +56,32 @@ def _column(kwargs: dict[str, Any], name: str, size: int) -> list[Any]:
     return list(values) if values is not None else [None] * size
 
 
+def rollouts_from_swift(completions: list[str], kwargs: dict[str, Any]) -> list[RolloutForReward]:
+    """ms-swift's reward keyword lists -> engine-neutral rollout records."""
+    columns = {name: _column(kwargs, name, len(completions)) for name in COLUMNS}
+    rollouts = []
+    for index, completion in enumerate(completions):
+        row = {name: values[index] for name, values in columns.items()}
+        metadata = row["metadata"]
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata) if metadata.strip() else {}
+        rollouts.append(
+            RolloutForReward(
+                response=rollout_response(row["messages"], row["rollout_infos"], completion),
+                ground_truth=row["solution"],
+                answer_type=row["answer_type"] or "text",
+                choices=parse_choices(row["choices"]),
+                question=row["question"] or "",
+                metadata=metadata or {},
+                data_source=row["data_source"] or "",
+                group_id=str(row["prompt_id"] or ""),
+            )
+        )
+    return rollouts
+
+
 class CodeDanceReward(AsyncORM):
-    """score = R*a + w*f + tool terms, from codedance_cli.rewards.score."""
+    """score = R*a + w*f + R_seq per rollout; R_turn offsets left for the trainer (codedance_cli.rewards.score)."""
 
     def __init__(self, args: Any = None, **kwargs: Any) -> None:
         super().__init__(args, **kwargs)
@@ -56,43 +89,32 @@ class CodeDanceReward(AsyncORM):
         self.log_path = os.environ.get(REWARD_LOG_ENV)
 
     async def __call__(self, completions: list[str], **kwargs: Any) -> list[float]:
-        names = ("messages", "rollout_infos", "solution", "answer_type", "choices", "question", "metadata", "data_source")
-        columns = {name: _column(kwargs, name, len(completions)) for name in names}
-        rollouts = []
-        for index, completion in enumerate(completions):
-            row = {name: values[index] for name, values in columns.items()}
-            metadata = row["metadata"]
-            if isinstance(metadata, str):
-                metadata = json.loads(metadata) if metadata.strip() else {}
-            failures = (row["rollout_infos"] or {}).get(TOOL_FAILURES_FIELD)
-            rollouts.append(
-                RolloutForReward(
-                    response=_assistant_text(row["messages"], completion),
-                    ground_truth=row["solution"],
-                    answer_type=row["answer_type"] or "text",
-                    choices=parse_choices(row["choices"]),
-                    question=row["question"] or "",
-                    metadata=metadata or {},
-                    data_source=row["data_source"] or "",
-                    tool_failures=[bool(item) for item in failures] if failures is not None else None,
-                )
-            )
+        rollouts = rollouts_from_swift(completions, kwargs)
         judge = make_judge(self.config)
         try:
-            results = await score_many(rollouts, self.config, judge)
+            results = await score_batch(rollouts, self.config, judge)
         finally:
             closer = getattr(judge, "aclose", None)
             if closer is not None:
                 await closer()
+        for infos, result in zip(_column(kwargs, "rollout_infos", len(completions)), results, strict=True):
+            if isinstance(infos, dict):  # the sample's own dict: the trainer reads the offsets from it
+                infos[TURN_OFFSETS_FIELD] = list(result.turn_offsets)
         if self.log_path:
             self._log(results, kwargs.get("trainer_state"))
         return [result.score for result in results]
 
-    def _log(self, results: list, trainer_state: Any) -> None:
+    def _log(self, results: list[RolloutReward], trainer_state: Any) -> None:
         step = getattr(trainer_state, "global_step", None)
         path = Path(self.log_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as handle:
             for result in results:
-                record = {"step": step, **result.metrics(), "turn_returns": result.turn_returns, "format_reason": result.format_reason}
+                record = {
+                    "step": step,
+                    **result.metrics(),
+                    "turn_returns": result.turn_returns,
+                    "turn_offsets": result.turn_offsets,
+                    "format_reason": result.format_reason,
+                }
                 handle.write(json.dumps(record) + "\n")

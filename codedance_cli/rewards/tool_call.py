@@ -1,67 +1,32 @@
-"""The balanced adaptive tool-call terms of the CodeDance reward.
+"""The two tool terms of the balanced adaptive tool-call reward, as pure functions.
 
-Two terms, both pure functions of what happened in a rollout:
+**Sequence level, difficulty aware (R_seq).** Per rollout, with its calls and failed calls,
 
-- **Sequence level, difficulty aware.** A tool is worth calling on a hard item
-  and wasteful on an easy one. With difficulty d in [0, 1] (from the filter's
-  metadata: `difficulty`, or 1 - `pass_rate` of the weak model),
+    T     = bonus * (calls - failed) / calls        (0 without calls)
+    bonus = 1.5 if the answer is right else 0.5     (2 and 1 on the math path)
+    decay = (1 + tanh(gamma * (0.5 - mu))) / 2 - delta
+    R_seq = decay * T
 
-      rate  = successful calls / calls          (0 without calls)
-      bonus = rate * (correct_bonus if correct else wrong_bonus)
-      waste = min(calls, redundancy_cap) / redundancy_cap
-      T     = d * bonus - (1 - d) * redundancy_penalty * waste
+where mu is the mean outcome score (R*a + w*f) of the rollout's GRPO group (the
+rollouts of the same prompt). decay runs from 0.8 on a group that fails
+everything down to -0.2 on one that solves everything (gamma 4, delta 0.2): a
+working call pays on hard prompts and costs on easy ones. It needs the whole group,
+so it is computed where the engine hands over a batch.
 
-  so on a hard item (d -> 1) working calls pay, more when the answer is right;
-  on an easy item (d -> 0) every call costs; an item answered without calls gets
-  T = 0 either way. The release logs `bonus` (1.5/0.5 general, 2/1 math) but
-  describes the difficulty-aware incentive only in words; the `d`/`1 - d`
-  weighting and the redundancy cap are our reading of that description.
-
-- **Turn level.** Each tool response scores s_i = failure_penalty (-0.5) when
-  the call failed (error, timeout, or no output at all), else 0, followed by a
-  final 0 for the answer turn; the discounted return from the back,
-  c_i = s_i + gamma * c_{i+1} (gamma = 0.2), gives each turn the cost of the
-  failures it led to. The release feeds c_i into a per-turn advantage in its
-  verl fork; stock verl and ms-swift take one scalar per rollout, so the score
-  adds weight * mean(c_i) and the per-turn values are logged.
+**Turn level (R_turn).** Per tool response s_i = -0.5 when the call failed, else 0,
+then a final 0 for the answer turn; c_i = s_i + 0.2 * c_{i+1} from the back. The
+non-final c_i of the whole batch are normalised (mean, population std); each
+assistant turn's tokens then get beta * (its normalised c_i) added to their GRPO
+advantage, the answer turn 0. When the batch's c_i do not vary (std <= 1e-8) they
+are passed on as they are, which is what the release's batch reward manager does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import math
+from collections.abc import Sequence
 
-# Words that mark a failed call in a rendered tool response (the release's rule).
-FAILURE_MARKERS = ("Error", "timeout", "Timeout", "timed out")
-DIFFICULTY_LABELS = {"easy": 0.0, "medium": 0.5, "moderate": 0.5, "hard": 1.0}
-
-
-def response_failed(text: str, no_output_message: str) -> bool:
-    """A rendered tool response counts as failed if it shows an error, a timeout or no output at all."""
-    return any(marker in text for marker in FAILURE_MARKERS) or no_output_message in text
-
-
-def item_difficulty(metadata: Mapping[str, Any] | None, default: float = 0.5) -> float:
-    """Difficulty in [0, 1] from filter metadata.
-
-    A numeric `difficulty` wins; else 1 - `pass_rate` (the weak model's, finer than a label); else the
-    `difficulty` label (easy 0, medium 0.5, hard 1); else `default`.
-    """
-    metadata = metadata or {}
-    value, label = metadata.get("difficulty"), None
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            value, label = None, value.strip().lower()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _clamp(float(value))
-    pass_rate = metadata.get("pass_rate")
-    if isinstance(pass_rate, (int, float)) and not isinstance(pass_rate, bool):
-        return _clamp(1.0 - float(pass_rate))
-    if label in DIFFICULTY_LABELS:
-        return DIFFICULTY_LABELS[label]
-    return _clamp(default)
+STD_FLOOR = 1e-8
 
 
 def tool_success_rate(num_calls: int, num_failed: int) -> float:
@@ -71,24 +36,16 @@ def tool_success_rate(num_calls: int, num_failed: int) -> float:
     return max(0, num_calls - num_failed) / num_calls
 
 
-def sequence_tool_incentive(
-    *,
-    num_calls: int,
-    num_failed: int,
-    correct: bool,
-    difficulty: float,
-    correct_bonus: float = 1.5,
-    wrong_bonus: float = 0.5,
-    redundancy_penalty: float = 1.0,
-    redundancy_cap: int = 3,
-) -> float:
-    """T = d * rate * bonus - (1 - d) * redundancy_penalty * min(calls, cap) / cap (see the module docstring)."""
+def tool_component(num_calls: int, num_failed: int, correct: bool, *, correct_bonus: float, wrong_bonus: float) -> float:
+    """T = bonus * success rate (0 without calls)."""
     if num_calls <= 0:
         return 0.0
-    d = _clamp(difficulty)
-    bonus = tool_success_rate(num_calls, num_failed) * (correct_bonus if correct else wrong_bonus)
-    waste = min(num_calls, max(1, redundancy_cap)) / max(1, redundancy_cap)
-    return d * bonus - (1.0 - d) * redundancy_penalty * waste
+    return (correct_bonus if correct else wrong_bonus) * tool_success_rate(num_calls, num_failed)
+
+
+def difficulty_decay(group_mean: float, *, gamma: float = 4.0, delta: float = 0.2) -> float:
+    """decay(mu) = (1 + tanh(gamma * (0.5 - mu))) / 2 - delta."""
+    return (1.0 + math.tanh(gamma * (0.5 - group_mean))) / 2.0 - delta
 
 
 def turn_step_scores(failed: Sequence[bool], failure_penalty: float = -0.5) -> list[float]:
@@ -106,11 +63,15 @@ def discounted_turn_returns(step_scores: Sequence[float], gamma: float = 0.2) ->
     return returns
 
 
-def turn_level_term(failed: Sequence[bool], *, failure_penalty: float = -0.5, gamma: float = 0.2) -> tuple[float, list[float]]:
-    """mean(c_i) over the rollout's turns, and the c_i themselves (for logging)."""
-    returns = discounted_turn_returns(turn_step_scores(failed, failure_penalty), gamma)
-    return sum(returns) / len(returns), returns
-
-
-def _clamp(value: float) -> float:
-    return min(1.0, max(0.0, value))
+def normalised_turn_values(batch_returns: Sequence[Sequence[float]]) -> list[list[float]]:
+    """Per rollout, its non-final c_i normalised over the batch, then 0 for the answer turn (see the module docstring)."""
+    pooled = [value for returns in batch_returns for value in returns[:-1]]
+    mean = sum(pooled) / len(pooled) if pooled else 0.0
+    std = math.sqrt(sum((value - mean) ** 2 for value in pooled) / len(pooled)) if pooled else 0.0
+    normalised: list[list[float]] = []
+    for returns in batch_returns:
+        head = list(returns[:-1])
+        if head and std > STD_FLOOR:
+            head = [(value - mean) / std for value in head]
+        normalised.append([*head, 0.0] if returns else [])
+    return normalised

@@ -2,15 +2,18 @@
 
 verl loads `reward.custom_reward_function.path` / `.name` and calls
 `compute_score(data_source, solution_str, ground_truth, extra_info, **reward_kwargs)`
-(the naive reward manager awaits it when it is a coroutine function, which lets
-judge calls overlap); the batch managers call
-`compute_score_batch(data_sources, solution_strs, ground_truths, extra_infos, **reward_kwargs)`.
-`reward_kwargs.reward_config` points at the run's reward.json (written by `codedance rl`).
+per rollout in its reward loop (streamed as rollouts finish), or
+`compute_score_batch(data_sources, solution_strs, ground_truths, extra_infos, **reward_kwargs)`
+from a batch reward manager. `reward_kwargs.reward_config` points at the run's
+reward.json (written by `codedance rl`).
 
-`extra_info` is what `export_verl` wrote (answer_type, choices, question,
-metadata) merged with the agent loop's extra fields, where our tool records
-`codedance_tool_failures` (one bool per call); without it the failures are read
-from the `<tool_response>` blocks of `solution_str`.
+Stock verl hands a per-rollout reward function one rollout and keeps one number of
+it, so what trains on verl today is the outcome score R*a + w*f; the tool terms,
+which need the GRPO group (R_seq) and the whole batch (R_turn), are returned
+beside it for the logs. docs/reward.md says where each engine stands.
+
+Failed calls are read from the `<tool_response>` blocks of `solution_str` with the
+one grammar of a turn (`codedance_cli.loop.grammar`).
 """
 
 from __future__ import annotations
@@ -19,26 +22,13 @@ import asyncio
 import json
 import os
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from codedance_cli.recipes.rl import RewardConfig
-from codedance_cli.rewards.score import Judge, RolloutForReward, make_judge, parse_choices, score_many_sync, score_rollout
-
-REWARD_CONFIG_ENV = "CODEDANCE_REWARD_CONFIG"
-TOOL_FAILURES_FIELD = "codedance_tool_failures"
+from codedance_cli.rewards.config_file import load_reward_config
+from codedance_cli.rewards.score import Judge, RolloutForReward, RolloutReward, make_judge, parse_choices, score_batch, score_batch_sync
 
 _judges: dict[tuple[int, str], Judge | None] = {}
-
-
-@lru_cache(maxsize=8)
-def load_reward_config(path: str | None) -> RewardConfig:
-    """RewardConfig from a JSON file (the kwarg, else env CODEDANCE_REWARD_CONFIG), else the defaults."""
-    path = path or os.environ.get(REWARD_CONFIG_ENV)
-    if not path:
-        return RewardConfig()
-    return RewardConfig.model_validate(json.loads(Path(path).read_text()))
 
 
 def rollout_from_verl(data_source: str, solution_str: str, ground_truth: Any, extra_info: Mapping[str, Any] | None) -> RolloutForReward:
@@ -47,7 +37,6 @@ def rollout_from_verl(data_source: str, solution_str: str, ground_truth: Any, ex
     metadata = extra.get("metadata") or {}
     if isinstance(metadata, str):
         metadata = json.loads(metadata) if metadata.strip().startswith("{") else {}
-    failures = extra.get(TOOL_FAILURES_FIELD)
     return RolloutForReward(
         response=solution_str,
         ground_truth=None if ground_truth is None else str(ground_truth),
@@ -56,7 +45,7 @@ def rollout_from_verl(data_source: str, solution_str: str, ground_truth: Any, ex
         question=str(extra.get("question") or ""),
         metadata=metadata,
         data_source=str(data_source or ""),
-        tool_failures=[bool(item) for item in failures] if failures is not None else None,
+        group_id=str(extra.get("uid") or ""),
     )
 
 
@@ -76,11 +65,11 @@ async def compute_score(
     reward_config: str | None = None,
     **_: Any,
 ) -> dict[str, float]:
-    """verl per-sample entry: {"score": ..., plus every term} (the terms land in reward_extra_info)."""
+    """verl per-rollout entry: {"score": outcome, plus every term} (the terms land in reward_extra_info)."""
     config = load_reward_config(reward_config)
     rollout = rollout_from_verl(data_source, solution_str, ground_truth, extra_info)
-    result = await score_rollout(rollout, config, _judge_for_loop(config))
-    return result.metrics()
+    (result,) = await score_batch([rollout], config, _judge_for_loop(config))
+    return verl_result(result)
 
 
 def compute_score_batch(
@@ -94,4 +83,9 @@ def compute_score_batch(
     """verl batch entry: one dict per sample, judge calls of the batch run concurrently."""
     config = load_reward_config(reward_config)
     rollouts = [rollout_from_verl(*args) for args in zip(data_sources, solution_strs, ground_truths, extra_infos, strict=True)]
-    return [result.metrics() for result in score_many_sync(rollouts, config)]
+    return [verl_result(result) for result in score_batch_sync(rollouts, config)]
+
+
+def verl_result(result: RolloutReward) -> dict[str, float]:
+    """verl's per-rollout reward dict: `score` is what trains (the outcome), every term beside it is logged."""
+    return {**result.metrics(), "score": result.outcome, "bat_score": result.score}

@@ -26,11 +26,6 @@ from codedance_cli.trajectory.schema import Observation
 ImagesFactory = Callable[[], Sequence[InputImage]]
 
 
-def observation_failed(obs: Observation) -> bool:
-    """The reward's notion of a failed call: an error, a timeout, or no output at all."""
-    return not obs.ok or (not obs.stdout.strip() and not obs.images)
-
-
 def error_observation(error_type: str, message: str, *, timed_out: bool = False, duration_s: float = 0.0) -> Observation:
     """An Observation for a failure outside the code (bad call, sandbox trouble)."""
     return Observation(error_type=error_type, error=message, timed_out=timed_out, duration_s=duration_s)

@@ -5,8 +5,10 @@ parser (the same rules as synth/eval): an answer, no code, a cut-off generation
 or the turn budget ends the trajectory; otherwise the code runs in the
 trajectory's sandbox session and `step` appends the observation as the next user
 turn (rendered exactly as the loop renders it; images go back as `<image>`
-entries). Failed calls are recorded in `rollout_infos["codedance_tool_failures"]`
-for the reward. Sessions live on a private background loop (see
+entries). Each assistant turn's text and each rendered observation are recorded in
+`rollout_infos` (`codedance_turns`, `codedance_observations`): the reward reads the
+rollout from them (ms-swift hands earlier assistant turns over as token ids), and
+counts failed calls from the observation text with the one grammar of a turn. Sessions live on a private background loop (see
 background_loop.py) because ms-swift drives hooks from short-lived loops.
 
 Settings come from the JSON file named by env CODEDANCE_RL_SETTINGS
@@ -27,10 +29,9 @@ from codedance_cli.loop.format import data_url, decode_data_url, render_observat
 from codedance_cli.loop.parser import parse_turn
 from codedance_cli.loop.prompts import is_toolcall
 from codedance_cli.recipes.common import LoopConfig, SandboxConfig
-from codedance_cli.rewards.verl_reward import TOOL_FAILURES_FIELD
+from codedance_cli.rewards.rollout_fields import OBSERVATIONS_FIELD, TURNS_FIELD
 from codedance_cli.rl.background_loop import BackgroundLoop
-from codedance_cli.rl.sandbox_sessions import SandboxSessions, error_observation, observation_failed
-from codedance_cli.trajectory.schema import Observation
+from codedance_cli.rl.sandbox_sessions import SandboxSessions, error_observation
 
 SETTINGS_ENV = "CODEDANCE_RL_SETTINGS"
 
@@ -66,8 +67,9 @@ class CodeDanceSandboxScheduler(MultiTurnScheduler):
         self.version = self.loop_config.prompt_version
         self.background = BackgroundLoop()
         self.sessions = SandboxSessions(self.sandbox_config)
-        self._observations: dict[str, Observation] = {}
-        self._failures: dict[str, list[bool]] = {}
+        self._rendered: dict[str, tuple[str, list[bytes]]] = {}  # the observation `step` appends next
+        self._turns: dict[str, list[str]] = {}
+        self._observation_texts: dict[str, list[str]] = {}
 
     @staticmethod
     def _key(infer_request: Any) -> str:
@@ -75,8 +77,11 @@ class CodeDanceSandboxScheduler(MultiTurnScheduler):
 
     async def on_turn_end(self, infer_request: Any, response_choice: Any, current_turn: int) -> dict[str, Any]:
         key = self._key(infer_request)
-        parsed = parse_turn(response_choice.message.content or "", self.version)
-        failures = self._failures.setdefault(key, [])
+        text = response_choice.message.content or ""
+        parsed = parse_turn(text, self.version)
+        turns = self._turns.setdefault(key, [])
+        observations = self._observation_texts.setdefault(key, [])
+        turns.append(text)
         done = (
             parsed.answer is not None
             or not parsed.wants_execution
@@ -89,20 +94,24 @@ class CodeDanceSandboxScheduler(MultiTurnScheduler):
                 obs = await self.background.run(self.sessions.run(key, parsed.code, lambda: images))
             else:
                 obs = error_observation("BadToolCall", parsed.tool_error or "no code in the tool call")
-            failures.append(observation_failed(obs))
-            self._observations[key] = obs
-        infos = {TOOL_FAILURES_FIELD: list(failures), "images": list(infer_request.images)}
+            rendered = render_observation(
+                obs, self.version, max_pixels=self.loop_config.observation_max_pixels, max_images=self.loop_config.max_observation_images
+            )
+            self._rendered[key] = rendered
+            observations.append(rendered[0])
+        infos = {TURNS_FIELD: list(turns), OBSERVATIONS_FIELD: list(observations), "images": list(infer_request.images)}
         if done:
-            self._failures.pop(key, None)
+            self._turns.pop(key, None)
+            self._observation_texts.pop(key, None)
             await self.background.run(self.sessions.close_session(key))
         return {"done": done, "rollout_infos": infos}
 
     def step(self, infer_request: Any, response_choice: Any, current_turn: int) -> dict[str, Any]:
         key = self._key(infer_request)
-        obs = self._observations.pop(key, None) or error_observation("SandboxError", "no observation recorded for this turn")
-        text, images = render_observation(
-            obs, self.version, max_pixels=self.loop_config.observation_max_pixels, max_images=self.loop_config.max_observation_images
-        )
+        rendered = self._rendered.pop(key, None)
+        if rendered is None:
+            rendered = render_observation(error_observation("SandboxError", "no observation recorded for this turn"), self.version)
+        text, images = rendered
         if images:
             markers = "<image>" * len(images)
             if is_toolcall(self.version) and "\n</tool_response>" in text:

@@ -41,6 +41,7 @@ def tool_config(recipe: RlRecipe) -> dict:
                     "observation_max_pixels": recipe.loop.observation_max_pixels,
                     "max_observation_images": recipe.loop.max_observation_images,
                     "failed_call_penalty": recipe.reward.failed_call_penalty,
+                    "silent_cell_fails": recipe.reward.silent_cell_fails,
                     "session_idle_s": 1800,
                 },
                 "tool_schema": tool_schema_dict(),

@@ -14,7 +14,7 @@ results (there the nudge follows the closing tag), and each call's failure is re
 
 Tool YAML `config` keys: `type: native`, `sandbox` (SandboxConfig fields),
 `prompt_version`, `observation_max_pixels`, `max_observation_images`,
-`failed_call_penalty`, `session_idle_s`.
+`failed_call_penalty`, `silent_cell_fails`, `session_idle_s`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from verl.tools.base_tool import BaseTool
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
 from codedance_cli.loop.format import fit_image, observation_text
+from codedance_cli.loop.grammar import observation_failed
 from codedance_cli.loop.prompts import TOOL_NAME, TOOL_RESPONSE_NUDGE, TOOLCALL_VERSION, is_toolcall
 from codedance_cli.recipes.common import LoopConfig, SandboxConfig
-from codedance_cli.rewards.verl_reward import TOOL_FAILURES_FIELD
-from codedance_cli.rl.sandbox_sessions import SandboxSessions, error_observation, observation_failed
+from codedance_cli.rl.sandbox_sessions import SandboxSessions, error_observation
 from codedance_cli.rl.tool_schema import tool_schema_dict
 
 
@@ -56,6 +56,7 @@ class CodeDanceSandboxTool(BaseTool):
         self.max_pixels = int(config.get("observation_max_pixels", loop_defaults.observation_max_pixels))
         self.max_images = int(config.get("max_observation_images", loop_defaults.max_observation_images))
         self.failed_call_penalty = float(config.get("failed_call_penalty", -0.5))
+        self.silent_fails = bool(config.get("silent_cell_fails", False))
         self.sessions = SandboxSessions(self.sandbox_config, idle_s=float(config.get("session_idle_s", 1800.0)))
         self._instances: dict[str, dict[str, Any]] = {}
         self._finalized: set[str] = set()
@@ -80,12 +81,10 @@ class CodeDanceSandboxTool(BaseTool):
         else:
             self._close_with(agent_data, key)
             obs = await self.sessions.run(key, code, lambda: self._input_images(create_kwargs, agent_data))
-        failed = observation_failed(obs)
-        if agent_data is not None:
-            agent_data.extra_fields.setdefault(TOOL_FAILURES_FIELD, []).append(failed)
         images = [fitted for data in obs.images[: self.max_images] if (fitted := fit_image(data, self.max_pixels)) is not None]
         # The chat template wraps a tool message in <tool_response>...</tool_response>; the body and the nudge go inside.
         text = f"{observation_text(obs, len(images))}\n{TOOL_RESPONSE_NUDGE}"
+        failed = observation_failed(text, silent_fails=self.silent_fails)
         response = ToolResponse(text=text, image=[_to_pil(data) for data in images]) if images else ToolResponse(text=text)
         metrics = {"failed": failed, "timed_out": obs.timed_out, "error_type": obs.error_type, "duration_s": obs.duration_s}
         return response, (self.failed_call_penalty if failed else 0.0), metrics

@@ -22,13 +22,10 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from codedance_cli.errors import BadInput
-from codedance_cli.rewards.matching import extract_answer, normalize_text, parse_number
+from codedance_cli.loop.grammar import answer_letter
+from codedance_cli.rewards.matching import parse_number
 
 LETTERS = string.ascii_uppercase
-_LEAD_IN = re.compile(
-    r"^\s*(?:(?:so|thus|therefore),?\s*)?(?:the\s+)?(?:final\s+|correct\s+)?(?:answer|option|choice)(?:\s+is)?\s*[:：]?\s*",
-    re.IGNORECASE,
-)
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -120,28 +117,8 @@ def _looks_like_image(data: bytes) -> bool:
 
 
 def extract_letter(response: str, choices: Sequence[str]) -> str | None:
-    """The option letter a response picks: 'B', '(B)', 'B. cat', 'The answer is B', or the option's own text."""
-    answer = extract_answer(response).strip()
-    if not answer:
-        return None
-    valid = LETTERS[: len(choices)]
-    wanted = normalize_text(answer)
-    for index, choice in enumerate(choices):
-        if wanted and wanted == normalize_text(choice):
-            return LETTERS[index]
-    stripped = _LEAD_IN.sub("", answer)
-    for pattern in (
-        r"^\(?([A-Za-z])\)?\s*(?:[.:)\]]|$)",  # B | (B) | B. | b) | B: text
-        r"^\(?([A-Z])\)?(?=\s)",  # "B because ..." (capital only, so "a dog" is not A)
-        r"\(([A-Z])\)",  # "... so (B)"
-        r"\b(?:answer|option|choice)\s*(?:is\s*)?[:：]?\s*\(?([A-Z])\b",
-    ):
-        match = re.search(pattern, stripped)
-        if match and match.group(1).upper() in valid:
-            return match.group(1).upper()
-    # "the red one" inside a longer sentence: a single option whose text appears wins.
-    found = [LETTERS[i] for i, choice in enumerate(choices) if normalize_text(choice) and f" {normalize_text(choice)} " in f" {wanted} "]
-    return found[0] if len(found) == 1 else None
+    """The option letter a response picks (the one grammar of `codedance_cli.loop.grammar.answer_letter`)."""
+    return answer_letter(response, choices) if choices else None
 
 
 def canonical_number(response: str) -> str | None:

@@ -1,0 +1,61 @@
+"""ms-swift's GRPO trainer with the balanced adaptive tool-call reward's per-turn advantages (R_turn).
+
+ms-swift has no plug-in point for per-token advantages, but it builds its trainer
+from a class path looked up by `rlhf_type` at launch (`TrainerFactory.TRAINER_MAPPING`),
+after importing `--external_plugins`; our plug-in file points `grpo` at this
+subclass. It keeps ms-swift's group-normalised advantage and, after it has been
+spread over each completion's tokens, adds each assistant turn's offset (left in
+the sample's `rollout_infos` by our reward function) to that turn's tokens.
+
+A completion's trained tokens are its assistant turns, in order, joined; the
+sample's `response_loss_mask` gives each turn's count. When truncation cut the
+front of a completion, the turns are lined up from the end. Loss settings that
+average advantages per sequence (`use_liger_kernel`, `loss_type='real'`) undo this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from swift.rlhf_trainers import GRPOTrainer
+
+from codedance_cli.rewards.rollout_fields import TURN_OFFSETS_FIELD
+
+
+def add_turn_offsets(advantages: torch.Tensor, completion_mask: torch.Tensor, turn_lengths: Sequence[int], offsets: Sequence[float]) -> int:
+    """Add offsets[k] to the advantages of assistant turn k of one row, in place; returns the tokens touched.
+
+    `completion_mask` marks the row's trained tokens; turn k owns `turn_lengths[k]` of them, counted from the
+    end when the row holds fewer than all turns (the front was truncated).
+    """
+    positions = completion_mask.nonzero(as_tuple=True)[0]
+    end, touched = len(positions), 0
+    for length, offset in reversed(list(zip(turn_lengths, offsets))):
+        start = max(0, end - int(length))
+        if offset and end > start:
+            advantages[positions[start:end]] += float(offset)
+            touched += end - start
+        end = start
+        if end == 0:
+            break
+    return touched
+
+
+class CodeDanceGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer + per-turn advantage offsets (see the module docstring)."""
+
+    def _postprocess_batch(self, samples: list[Any], batch_encoded_inputs: list[dict[str, Any]]) -> None:
+        super()._postprocess_batch(samples, batch_encoded_inputs)
+        touched = 0
+        for chunk, encoded in zip(self.split_by_mini_batches(samples), batch_encoded_inputs, strict=True):
+            batch = encoded["grpo_batch"]
+            for row, sample in enumerate(chunk):
+                offsets = (sample.rollout_infos or {}).get(TURN_OFFSETS_FIELD)
+                if not offsets:
+                    continue
+                lengths = [sum(mask) for mask in sample.response_loss_mask] or [int(batch.completion_mask[row].sum())]
+                touched += add_turn_offsets(batch.advantages[row], batch.completion_mask[row], lengths, offsets)
+        mode = "train" if self.model.training else "eval"
+        self._metrics[mode]["codedance/turn_offset_tokens"].append(float(touched))
