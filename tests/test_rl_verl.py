@@ -39,7 +39,14 @@ def test_paper_recipe_composes_and_passes_verl_validation(paper_recipe: RlRecipe
     files = RunFiles(paper_recipe.output_dir)
     config = compose_verl(verl_overrides(paper_recipe, files))
     rollout = config.actor_rollout_ref.rollout
-    assert config.algorithm.adv_estimator == "grpo"
+    assert config.algorithm.adv_estimator == "grpo_bat" and config.trainer.use_v1 is False
+    from verl.utils.import_utils import load_class_from_fqn  # how verl's trainer loads the manager class
+
+    manager = load_class_from_fqn(rollout.agent.agent_loop_manager_class, "AgentLoopManager")
+    assert manager.__name__ == "CodeDanceAgentLoopManager"
+    from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+
+    assert get_adv_estimator_fn("grpo_bat").__name__ == "compute_grpo_bat_advantage"  # registered by that import
     assert (config.data.train_batch_size, config.actor_rollout_ref.actor.ppo_mini_batch_size) == (256, 256)
     assert config.actor_rollout_ref.actor.optim.lr == pytest.approx(1e-6)
     assert config.actor_rollout_ref.actor.use_kl_loss is False
@@ -112,7 +119,8 @@ def test_reward_function_loads_and_scores_through_verl(paper_recipe: RlRecipe, t
     assert result["accuracy"] == 1.0 and result["tool_calls"] == 1.0
     assert result["tool_failed"] == 1.0 and result["tool_component"] == 0.0  # NameError: the call failed, rate 0
     assert result["score"] == pytest.approx(1.0)  # verl trains on the outcome R*a + w*f (docs/reward.md)
-    assert all(isinstance(value, float) for value in result.values())
+    assert result["tool_failures"] == "1"  # one character per call, so verl can stack the field into a batch array
+    assert all(isinstance(value, float) for key, value in result.items() if key != "tool_failures")
 
 
 def test_batch_reward_entry_point(tmp_path: Path) -> None:
@@ -162,3 +170,65 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     )
     fenced = run_codedance("rl", PAPER_RECIPE, "--dry-run", "--set", "loop.prompt_version=codedance-v1")
     assert fenced.returncode == 2 and "loop.prompt_version" in fenced.stderr and len(fenced.stderr.strip().splitlines()) == 1
+
+
+def test_batch_terms_and_grpo_bat_through_verls_advantage_computation() -> None:
+    """A hand-built verl batch of two groups of two: our manager's batch step, then verl's own compute_advantage.
+
+    Group a: r0 right with one working call, r1 wrong -> mu 0.5, decay 0.3, r0 score 1 + 0.3 * 1.5 = 1.45.
+    Group b: r2 right with calls [fail, ok], r3 right -> mu 1, decay -0.182014, r2 score 1 + decay * 0.75.
+    Non-final c over the batch: r0 [0], r2 [-0.5, 0] -> mean -1/6, std sqrt(1/18): r0 +0.707107, r2 [-1.414214,
+    +0.707107]; beta 0.2. verl's GRPO on groups of two gives +-0.707107 (unbiased std) before the offsets.
+    """
+    import math
+
+    import numpy as np
+    import torch
+    from verl import DataProto
+    from verl.trainer.ppo.ray_trainer import compute_advantage
+
+    from codedance_cli.recipes.rl import RewardConfig
+    from codedance_cli.rewards.score import OutcomeScore
+    from codedance_cli.rewards.verl_reward import outcome_fields
+    from codedance_cli.rl.verl_bat import apply_batch_terms
+
+    def outcome(correct: bool, failures: list[bool]) -> OutcomeScore:
+        rate = (len(failures) - sum(failures)) / len(failures) if failures else 0.0
+        component = (1.5 if correct else 0.5) * rate if failures else 0.0
+        return OutcomeScore(float(correct), float(correct), 0.0, False, False, None, None, failures, component)
+
+    # responses of 10 tokens: assistant runs (1) and tool responses (0), then padding
+    masks = [
+        [1, 1, 1, 0, 0, 1, 1, 0, 0, 0],  # r0: call, tool, answer
+        [1, 1, 1, 0, 0, 0, 0, 0, 0, 0],  # r1: answer
+        [1, 1, 0, 1, 1, 0, 1, 1, 0, 0],  # r2: call, tool, call, tool, answer
+        [1, 1, 1, 0, 0, 0, 0, 0, 0, 0],  # r3: answer
+    ]
+    valid = [7, 3, 8, 3]
+    outcomes = [outcome(True, [False]), outcome(False, []), outcome(True, [True, False]), outcome(True, [])]
+    response_mask = torch.tensor(masks, dtype=torch.float32)
+    attention = torch.cat([torch.ones(4, 2, dtype=torch.long), (torch.arange(10) < torch.tensor(valid)[:, None]).long()], dim=1)
+    rm_scores = torch.zeros(4, 10)
+    rm_scores[torch.arange(4), torch.tensor(valid) - 1] = torch.tensor([o.outcome for o in outcomes])
+    fields = [outcome_fields(o) for o in outcomes]
+    data = DataProto.from_dict(
+        tensors={"prompts": torch.zeros(4, 2, dtype=torch.long), "responses": torch.zeros(4, 10, dtype=torch.long),
+                 "attention_mask": attention, "response_mask": response_mask, "rm_scores": rm_scores},
+        non_tensors={key: np.array([f[key] for f in fields]) for key in fields[0]},
+    )  # fmt: skip
+    uids = np.array(["a", "a", "b", "b"], dtype=object)
+    apply_batch_terms(data, uids, RewardConfig())
+
+    decay_b = (1 + math.tanh(-2.0)) / 2 - 0.2
+    assert data.batch["rm_scores"].sum(dim=1).tolist() == pytest.approx([1.45, 0.0, 1.0 + decay_b * 0.75, 1.0], abs=1e-6)
+    assert data.batch["rm_scores"][0, 6].item() == pytest.approx(1.45)  # still at the last valid token
+
+    data.non_tensor_batch["uid"] = uids
+    data.batch["token_level_rewards"] = data.batch["rm_scores"]
+    data = compute_advantage(data, adv_estimator="grpo_bat", num_repeat=2, config={"norm_adv_by_std_in_grpo": True})
+    advantages = data.batch["advantages"]
+    base, step = 1 / math.sqrt(2), 0.2 / math.sqrt(2)
+    assert advantages[0].tolist() == pytest.approx([base + step] * 3 + [0, 0] + [base] * 2 + [0] * 3, abs=1e-5)
+    assert advantages[1].tolist() == pytest.approx([-base] * 3 + [0] * 7, abs=1e-5)
+    assert advantages[2].tolist() == pytest.approx([-base - 2 * step] * 2 + [0] + [-base + step] * 2 + [0] + [-base] * 2 + [0, 0], abs=1e-5)
+    assert advantages[3].tolist() == pytest.approx([base] * 3 + [0] * 7, abs=1e-5)

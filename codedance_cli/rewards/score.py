@@ -218,19 +218,23 @@ async def score_outcome(rollout: RolloutForReward, config: RewardConfig, judge: 
     )
 
 
-def combine(rollouts: Sequence[RolloutForReward], outcomes: Sequence[OutcomeScore], config: RewardConfig) -> list[RolloutReward]:
-    """The batch terms: group means and decay for R_seq, batch-normalised per-turn values for R_turn."""
+def combine(group_ids: Sequence[str], outcomes: Sequence[OutcomeScore], config: RewardConfig) -> list[RolloutReward]:
+    """The batch terms: group means and decay for R_seq, batch-normalised per-turn values for R_turn.
+
+    An empty group id puts the rollout in a group of its own.
+    """
+    groups = [group or f"#{index}" for index, group in enumerate(group_ids)]
     by_group: dict[str, list[float]] = defaultdict(list)
-    for index, (rollout, outcome) in enumerate(zip(rollouts, outcomes, strict=True)):
-        by_group[rollout.group_id or f"#{index}"].append(outcome.outcome)
+    for group, outcome in zip(groups, outcomes, strict=True):
+        by_group[group].append(outcome.outcome)
     returns = [
         discounted_turn_returns(turn_step_scores(outcome.tool_failures, config.failed_call_penalty), config.turn_discount)
         for outcome in outcomes
     ]
     turn_values = normalised_turn_values(returns)
     results = []
-    for index, (rollout, outcome) in enumerate(zip(rollouts, outcomes, strict=True)):
-        group = by_group[rollout.group_id or f"#{index}"]
+    for index, outcome in enumerate(outcomes):
+        group = by_group[groups[index]]
         mean = sum(group) / len(group)
         decay = difficulty_decay(mean, gamma=config.difficulty_gamma, delta=config.difficulty_delta)
         sequence_term = decay * outcome.tool_component
@@ -262,7 +266,7 @@ def combine(rollouts: Sequence[RolloutForReward], outcomes: Sequence[OutcomeScor
 async def score_batch(rollouts: Sequence[RolloutForReward], config: RewardConfig, judge: Judge | None = None) -> list[RolloutReward]:
     """The reward of a GRPO batch (judge calls overlap); rollouts of one prompt share a `group_id`."""
     outcomes = await asyncio.gather(*(score_outcome(rollout, config, judge) for rollout in rollouts))
-    return combine(rollouts, outcomes, config)
+    return combine([rollout.group_id for rollout in rollouts], outcomes, config)
 
 
 def score_batch_sync(rollouts: Sequence[RolloutForReward], config: RewardConfig, judge_factory=make_judge) -> list[RolloutReward]:

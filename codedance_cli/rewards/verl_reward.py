@@ -1,19 +1,17 @@
-"""The CodeDance reward in verl's custom reward function signatures.
+"""The CodeDance reward in verl's custom reward function signatures, and the way back from verl's batch.
 
 verl loads `reward.custom_reward_function.path` / `.name` and calls
 `compute_score(data_source, solution_str, ground_truth, extra_info, **reward_kwargs)`
-per rollout in its reward loop (streamed as rollouts finish), or
-`compute_score_batch(data_sources, solution_strs, ground_truths, extra_infos, **reward_kwargs)`
-from a batch reward manager. `reward_kwargs.reward_config` points at the run's
-reward.json (written by `codedance rl`).
+once per rollout as it finishes (its reward loop), keeping `score` as the rollout's
+reward and every other key in the batch's non-tensor fields.
+`reward_kwargs.reward_config` points at the run's reward.json (written by `codedance rl`).
 
-Stock verl hands a per-rollout reward function one rollout and keeps one number of
-it, so what trains on verl today is the outcome score R*a + w*f; the tool terms,
-which need the GRPO group (R_seq) and the whole batch (R_turn), are returned
-beside it for the logs. docs/reward.md says where each engine stands.
-
-Failed calls are read from the `<tool_response>` blocks of `solution_str` with the
-one grammar of a turn (`codedance_cli.loop.grammar`).
+Per rollout only the outcome R*a + w*f and what the tool terms need (T, each call's
+failure) can be known; the group and batch terms are added once the whole batch is
+back, by `codedance_cli.rl.verl_bat`, which reads these fields through
+`outcome_from_fields`. Failed calls are read from the `<tool_response>` blocks of
+`solution_str` with the one grammar of a turn (`codedance_cli.loop.grammar`).
+`compute_score_batch` is the same per rollout, for verl's batch reward managers.
 """
 
 from __future__ import annotations
@@ -26,7 +24,9 @@ from typing import Any
 
 from codedance_cli.recipes.rl import RewardConfig
 from codedance_cli.rewards.config_file import load_reward_config
-from codedance_cli.rewards.score import Judge, RolloutForReward, RolloutReward, make_judge, parse_choices, score_batch, score_batch_sync
+from codedance_cli.rewards.score import Judge, OutcomeScore, RolloutForReward, make_judge, parse_choices, score_outcome
+
+FAILURES_FIELD = "tool_failures"  # one character per call: "1" failed, "0" worked
 
 _judges: dict[tuple[int, str], Judge | None] = {}
 
@@ -64,12 +64,11 @@ async def compute_score(
     extra_info: Mapping[str, Any] | None = None,
     reward_config: str | None = None,
     **_: Any,
-) -> dict[str, float]:
-    """verl per-rollout entry: {"score": outcome, plus every term} (the terms land in reward_extra_info)."""
+) -> dict[str, float | str]:
+    """verl per-rollout entry: {"score": outcome, plus every per-rollout term} (the terms land in the batch)."""
     config = load_reward_config(reward_config)
     rollout = rollout_from_verl(data_source, solution_str, ground_truth, extra_info)
-    (result,) = await score_batch([rollout], config, _judge_for_loop(config))
-    return verl_result(result)
+    return outcome_fields(await score_outcome(rollout, config, _judge_for_loop(config)))
 
 
 def compute_score_batch(
@@ -79,13 +78,48 @@ def compute_score_batch(
     extra_infos: Sequence[Mapping[str, Any] | None],
     reward_config: str | None = None,
     **_: Any,
-) -> list[dict[str, float]]:
+) -> list[dict[str, float | str]]:
     """verl batch entry: one dict per sample, judge calls of the batch run concurrently."""
     config = load_reward_config(reward_config)
     rollouts = [rollout_from_verl(*args) for args in zip(data_sources, solution_strs, ground_truths, extra_infos, strict=True)]
-    return [verl_result(result) for result in score_batch_sync(rollouts, config)]
+
+    async def run() -> list[OutcomeScore]:
+        judge = make_judge(config)
+        try:
+            return list(await asyncio.gather(*(score_outcome(rollout, config, judge) for rollout in rollouts)))
+        finally:
+            if judge is not None:
+                await judge.aclose()
+
+    return [outcome_fields(outcome) for outcome in asyncio.run(run())]
 
 
-def verl_result(result: RolloutReward) -> dict[str, float]:
-    """verl's per-rollout reward dict: `score` is what trains (the outcome), every term beside it is logged."""
-    return {**result.metrics(), "score": result.outcome, "bat_score": result.score}
+def outcome_fields(outcome: OutcomeScore) -> dict[str, float | str]:
+    """One rollout's reward dict for verl: scalars and one string (verl stacks each key into a batch array)."""
+    return {
+        "score": outcome.outcome,
+        "outcome": outcome.outcome,
+        "accuracy": outcome.accuracy,
+        "format": outcome.format,
+        "is_math": float(outcome.is_math),
+        "judged": float(outcome.judged),
+        "tool_component": outcome.tool_component,
+        "tool_calls": float(len(outcome.tool_failures)),
+        "tool_failed": float(sum(outcome.tool_failures)),
+        FAILURES_FIELD: "".join("1" if failed else "0" for failed in outcome.tool_failures),
+    }
+
+
+def outcome_from_fields(fields: Mapping[str, Any]) -> OutcomeScore:
+    """The inverse of `outcome_fields`, from one row of verl's batch."""
+    return OutcomeScore(
+        outcome=float(fields["outcome"]),
+        accuracy=float(fields["accuracy"]),
+        format=float(fields["format"]),
+        is_math=bool(fields["is_math"]),
+        judged=bool(fields["judged"]),
+        answer=None,
+        format_reason=None,
+        tool_failures=[char == "1" for char in str(fields[FAILURES_FIELD])],
+        tool_component=float(fields["tool_component"]),
+    )

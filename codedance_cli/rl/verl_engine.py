@@ -2,9 +2,12 @@
 
 Everything verl needs is derived from the recipe here, as plain hydra overrides
 (so `--dry-run` shows them and tests compose them against verl's own config):
-GRPO, n rollouts per prompt, the tool agent loop with our sandbox tool
-(`verl_tool_config.yaml`), our reward function with its `reward.json`, and the
-data exported by `export_verl`. On a multi-node Ray cluster, `output_dir` must be
+GRPO with the balanced adaptive tool-call reward (our per-rollout reward
+function with its `reward.json`, our agent loop manager that adds the group and
+batch terms, our `grpo_bat` estimator: codedance_cli/rl/verl_bat.py), n rollouts
+per prompt, the tool agent loop with our sandbox tool (`verl_tool_config.yaml`),
+and the data exported by `export_verl`. It runs verl's classic trainer
+(`trainer.use_v1=False`), whose advantage step can see the per-turn offsets. On a multi-node Ray cluster, `output_dir` must be
 on a filesystem every node sees (the tool YAML, reward.json and data are read there).
 """
 
@@ -19,6 +22,10 @@ import yaml
 from codedance_cli.recipes.rl import RlRecipe
 from codedance_cli.rl.run_files import RunFiles, atomic_write
 from codedance_cli.rl.tool_schema import tool_schema_dict
+
+BAT_MODULE = "codedance_cli.rl.verl_bat"
+ESTIMATOR = "grpo_bat"  # registered by BAT_MODULE, which verl imports when it loads the manager class
+MANAGER_CLASS = f"{BAT_MODULE}.CodeDanceAgentLoopManager"
 
 TOOL_CLASS = "codedance_cli.rl.verl_tool.CodeDanceSandboxTool"
 
@@ -55,8 +62,8 @@ def verl_overrides(recipe: RlRecipe, files: RunFiles) -> list[str]:
     train, verl = recipe.train, recipe.verl
     has_val = recipe.val_dataset is not None
     overrides = [
-        # algorithm: GRPO, no KL in the reward
-        "algorithm.adv_estimator=grpo",
+        # algorithm: GRPO plus the per-turn offsets, no KL in the reward
+        f"algorithm.adv_estimator={ESTIMATOR}",
         "algorithm.use_kl_in_reward=False",
         # data (written by export_verl)
         f"data.train_files=['{files.train}']",
@@ -93,6 +100,7 @@ def verl_overrides(recipe: RlRecipe, files: RunFiles) -> list[str]:
         f"actor_rollout_ref.rollout.max_num_batched_tokens={verl.max_num_batched_tokens}",
         f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={train.micro_batch_size_per_gpu}",
         "actor_rollout_ref.rollout.agent.default_agent_loop=tool_agent",
+        f"+actor_rollout_ref.rollout.agent.agent_loop_manager_class={MANAGER_CLASS}",
         "actor_rollout_ref.rollout.multi_turn.enable=True",
         f"actor_rollout_ref.rollout.multi_turn.tool_config_path={files.tool_config}",
         f"actor_rollout_ref.rollout.multi_turn.max_assistant_turns={recipe.loop.max_turns}",
@@ -105,7 +113,8 @@ def verl_overrides(recipe: RlRecipe, files: RunFiles) -> list[str]:
         f"+reward.custom_reward_function.reward_kwargs.reward_config={files.reward_config}",
         "reward.reward_manager.name=naive",
         f"reward.num_workers={verl.reward_workers}",
-        # trainer
+        # trainer: the classic one (the v1 trainer hands estimators a fixed list of fields)
+        "trainer.use_v1=False",
         f"trainer.nnodes={verl.nnodes}",
         f"trainer.n_gpus_per_node={verl.n_gpus_per_node}",
         f"trainer.total_epochs={train.epochs}",
