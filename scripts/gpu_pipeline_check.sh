@@ -23,26 +23,12 @@ OUT_DIR=${2:-${OUT:-/tmp/gpu-pipeline}}
 WORK=${WORK:-artifacts/gpu}
 LOGS=$WORK/out   # what the run reports; `await` packs it into OUT_DIR (a device call returns at most 8 files)
 PY=${PYTHON:-python3}
+PACK=gpu_pipeline.tar.gz
 DEVICE=${DEVICE:-cuda}
 DTYPE=${DTYPE:-bfloat16}
 mkdir -p "$OUT_DIR" "$LOGS"
-export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PATH=/tmp/site/bin:$PATH
-if [[ $PHASE != await ]] && compgen -G ".whl/*.whl" >/dev/null && ! $PY -c "import swift" 2>/dev/null; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-fi
-codedance() { $PY -m codedance_cli "$@"; }
-timed() {  # timed NAME COMMAND...: run with its output in $LOGS/NAME.log, print its tail and keep the wall time
-  local name=$1 start=$SECONDS status=0; shift
-  "$@" > "$LOGS/$name.log" 2>&1 || status=$?
-  grep -v Loading "$LOGS/$name.log" | tail -n 16
-  echo "$name wall s: $((SECONDS - start)) (exit $status)" | tee -a "$LOGS/walls.txt"
-  return $status
-}
-together() {  # together PID...: wait for every background job, fail if any failed
-  local status=0 pid
-  for pid in "$@"; do wait "$pid" || status=1; done
-  return $status
-}
+source "$(dirname "$0")/gpu_lib.sh"
+[[ $PHASE == await ]] || install_wheels
 
 sft() {  # sft NAME PROMPT_VERSION
   codedance sft recipes/nano/sft.yaml --set model="$WORK/model" --set dataset.path="$WORK/train" \
@@ -62,11 +48,7 @@ train() {
     --set output="$WORK/heldout" --set concurrency=16 --set sandbox.workers=16
   $PY scripts/make_tiny_model.py "$WORK/model" --hidden-size "${HIDDEN:-512}" --layers "${LAYERS:-8}" --heads 8 \
     --vision-depth 4 --vision-hidden-size 256 --dtype "$DTYPE" | tee "$LOGS/model.txt"
-  local smi=""
-  if command -v nvidia-smi >/dev/null; then
-    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 > "$LOGS/sft_gpu_memory_mib.txt" &
-    smi=$!
-  fi
+  local smi; smi=$(gpu_memory_watch "$LOGS/sft_gpu_memory_mib.txt")
   timed sft-tool sft sft-tool codedance-v1 & local tool=$!
   timed sft-direct sft sft-direct direct-v1 & local direct=$!
   together $tool $direct
@@ -95,30 +77,11 @@ evaluate() {  # the tool model through the code loop and the no-tool model direc
   done
 }
 
-await_run() {  # follow $WORK/run.log until the detached run writes $WORK/exit or WAIT seconds pass; pack the logs
-  [[ -f $WORK/run.log ]] || { echo "no detached run under $WORK: call '$0 start' first" >&2; exit 2; }
-  local deadline=$((SECONDS + ${WAIT:-560})) shown=0
-  while [[ ! -f $WORK/exit ]] && ((SECONDS < deadline)); do
-    sleep 5
-    local lines; lines=$(wc -l < "$WORK/run.log")
-    ((lines > shown)) && sed -n "$((shown + 1)),${lines}p" "$WORK/run.log"
-    shown=$lines
-  done
-  sed -n "$((shown + 1)),\$p" "$WORK/run.log"
-  tar -czf "$OUT_DIR/gpu_pipeline.tar.gz" -C "$WORK" out run.log
-  if [[ -f $WORK/exit ]]; then echo "detached run ended: exit $(cat "$WORK/exit")"; return "$(cat "$WORK/exit")"; fi
-  echo "detached run still going: call '$0 await' again"
-}
-
 case $PHASE in
   train) train ;;
   eval) evaluate ;;
   all) train; evaluate ;;
-  start)
-    rm -f "$WORK/exit"
-    setsid nohup bash -c "bash '$0' all '$OUT_DIR' > '$WORK/run.log' 2>&1; echo \$? > '$WORK/exit'" < /dev/null > /dev/null 2>&1 &
-    sleep 1
-    await_run ;;
+  start) start_detached "$0" "$OUT_DIR" ;;
   await) await_run ;;
   *) echo "unknown phase $PHASE (train, eval, all, start or await)" >&2; exit 2 ;;
 esac

@@ -1,0 +1,55 @@
+# Helpers the GPU check scripts share (sourced, not run): carried wheels, timed steps, detached start/await.
+# The sourcing script sets WORK (its work folder), LOGS (what it reports), OUT_DIR (where `await` packs LOGS),
+# PY (the python that runs codedance) and PACK (the tarball's name).
+
+export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PATH=/tmp/site/bin:$PATH
+
+install_wheels() {  # the wheels the device lacks travel in .whl/; installed once per machine under /tmp/site
+  if compgen -G ".whl/*.whl" >/dev/null && ! $PY -c "import swift, msgspec" 2>/dev/null; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  fi
+}
+
+codedance() { $PY -m codedance_cli "$@"; }
+
+timed() {  # timed NAME COMMAND...: run with its output in $LOGS/NAME.log, print its tail and keep the wall time
+  local name=$1 start=$SECONDS status=0; shift
+  "$@" > "$LOGS/$name.log" 2>&1 || status=$?
+  grep -v Loading "$LOGS/$name.log" | tail -n 16
+  echo "$name wall s: $((SECONDS - start)) (exit $status)" | tee -a "$LOGS/walls.txt"
+  return $status
+}
+
+together() {  # together PID...: wait for every background job, fail if any failed
+  local status=0 pid
+  for pid in "$@"; do wait "$pid" || status=1; done
+  return $status
+}
+
+gpu_memory_watch() {  # gpu_memory_watch FILE: sample used GPU memory every 0.5 s in the background; prints the pid
+  command -v nvidia-smi >/dev/null || return 0
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 > "$1" &
+  echo $!
+}
+
+await_run() {  # follow $WORK/run.log until the detached run writes $WORK/exit or WAIT seconds pass; pack the logs
+  [[ -f $WORK/run.log ]] || { echo "no detached run under $WORK: call '$0 start' first" >&2; exit 2; }
+  local deadline=$((SECONDS + ${WAIT:-560})) shown=0
+  while [[ ! -f $WORK/exit ]] && ((SECONDS < deadline)); do
+    sleep 5
+    local lines; lines=$(wc -l < "$WORK/run.log")
+    ((lines > shown)) && sed -n "$((shown + 1)),${lines}p" "$WORK/run.log"
+    shown=$lines
+  done
+  sed -n "$((shown + 1)),\$p" "$WORK/run.log"
+  tar -czf "$OUT_DIR/$PACK" -C "$WORK" out run.log
+  if [[ -f $WORK/exit ]]; then echo "detached run ended: exit $(cat "$WORK/exit")"; return "$(cat "$WORK/exit")"; fi
+  echo "detached run still going: call '$0 await' again"
+}
+
+start_detached() {  # start_detached SCRIPT OUT_DIR: run `SCRIPT all OUT_DIR` in its own session, then follow it
+  rm -f "$WORK/exit"
+  setsid nohup bash -c "bash '$1' all '$2' > '$WORK/run.log' 2>&1; echo \$? > '$WORK/exit'" < /dev/null > /dev/null 2>&1 &
+  sleep 1
+  await_run
+}

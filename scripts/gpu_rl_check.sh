@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# GPU ablation of the RL reward at small scale (issue 15): tool SFT of a random-init Qwen2.5-VL-shaped model on
+# procedural trajectories (as gpu_pipeline_check.sh), then `codedance rl` (ms-swift GRPO, transformers generation,
+# our multi-turn sandbox scheduler, rule-verified answers) from that checkpoint on fresh procedural items, once per
+# reward variant, all on the GPU at once; then `codedance eval` of the SFT checkpoint and of each RL checkpoint on
+# held-out items through the tool loop.
+#
+#   bash scripts/gpu_rl_check.sh train OUT   # data + model + tool SFT
+#   bash scripts/gpu_rl_check.sh rl OUT      # one `codedance rl` per variant, at once
+#   bash scripts/gpu_rl_check.sh eval OUT    # SFT and every variant on the held-out items, at once
+#   bash scripts/gpu_rl_check.sh all OUT     # the three
+#   bash scripts/gpu_rl_check.sh start OUT   # `all` detached (setsid), then `await`: for calls with a time limit
+#   bash scripts/gpu_rl_check.sh await OUT   # follow the detached run for up to WAIT s; pack what it wrote into OUT
+# Variants (VARIANTS): acc_fmt (accuracy + format only), bat (the full balanced adaptive tool-call reward),
+# bat_noturn (R_BAT without the turn-level term): the paper's Table 3 rows, same items, steps and seed.
+# Knobs: ITEMS (3000 SFT items), SEED (100), HELDOUT (192, seed 777), RL_ITEMS (512, seed RL_SEED 300), STEPS (1000 SFT
+# steps), RL_STEPS (40), RL_LR (2e-5), ROLLOUTS (8 a prompt), RL_BATCH (32 completions a step), TURNS (4),
+# COMPLETION (512 tokens a turn), PIXELS (200704), HIDDEN (512), LAYERS (8), DEVICE (cuda), DTYPE (bfloat16),
+# EVAL_CONCURRENCY (96), WAIT (560 s that `start`/`await` follow the run). Everything lands in WORK (/tmp/gpu-rl),
+# outside the checkout, so a later device call that lays the tree anew does not wipe it.
+set -euo pipefail
+PHASE=${1:?train, rl, eval, all, start or await}
+OUT_DIR=${2:-${OUT:-/tmp/gpu-rl-out}}
+WORK=${WORK:-/tmp/gpu-rl}
+LOGS=$WORK/out
+PY=${PYTHON:-python3}
+PACK=gpu_rl.tar.gz
+DEVICE=${DEVICE:-cuda}
+DTYPE=${DTYPE:-bfloat16}
+VARIANTS=${VARIANTS:-acc_fmt bat bat_noturn}
+mkdir -p "$OUT_DIR" "$LOGS"
+source "$(dirname "$0")/gpu_lib.sh"
+[[ $PHASE == await ]] || install_wheels
+
+variant_reward() {  # the reward settings of one variant (docs/reward.md, Ablations)
+  case $1 in
+    acc_fmt) echo "--set reward.sequence_weight=0 --set reward.turn_weight=0" ;;
+    bat) echo "" ;;
+    bat_noturn) echo "--set reward.turn_weight=0" ;;
+    *) echo "unknown variant $1" >&2; return 2 ;;
+  esac
+}
+
+train() {
+  timed synth codedance synth recipes/nano/synth.yaml --set num_items="${ITEMS:-3000}" --set seed="${SEED:-100}" \
+    --set output="$WORK/train" --set concurrency=16 --set sandbox.workers=16
+  timed heldout codedance synth recipes/nano/synth_heldout.yaml --set num_items="${HELDOUT:-192}" \
+    --set output="$WORK/heldout" --set concurrency=16 --set sandbox.workers=16
+  timed rl-items codedance synth recipes/nano/synth.yaml --set num_items="${RL_ITEMS:-512}" --set seed="${RL_SEED:-300}" \
+    --set output="$WORK/rl-items" --set concurrency=16 --set sandbox.workers=16
+  $PY scripts/make_tiny_model.py "$WORK/model" --hidden-size "${HIDDEN:-512}" --layers "${LAYERS:-8}" --heads 8 \
+    --vision-depth 4 --vision-hidden-size 256 --dtype "$DTYPE" | tee "$LOGS/model.txt"
+  timed sft-tool codedance sft recipes/nano/sft.yaml --set model="$WORK/model" --set dataset.path="$WORK/train" \
+    --set output_dir="$WORK/sft-tool" --set prompt_version=codedance-v1 --set swift_command="$(command -v swift)" \
+    --set max_pixels="${PIXELS:-200704}" --set parts.freeze_vit=false \
+    --set train.torch_dtype="$DTYPE" --set train.max_steps="${STEPS:-1000}" \
+    --set train.per_device_train_batch_size=16 --set train.learning_rate=5e-4 \
+    --set train.lr_scheduler_type=cosine --set train.attn_impl=sdpa --set train.dataloader_num_workers=6 \
+    --set train.logging_steps=20 --set train.save_steps="${STEPS:-1000}"
+  cp "$WORK/sft-tool/logging.jsonl" "$LOGS/sft_logging.jsonl"
+}
+
+rl_run() {  # rl_run VARIANT
+  local variant=$1 reward
+  reward=$(variant_reward "$variant")
+  # shellcheck disable=SC2086  # the reward settings are several words on purpose
+  codedance rl recipes/nano/rl.yaml --set model="$WORK/sft-tool/last" --set dataset="$WORK/rl-items" \
+    --set output_dir="$WORK/rl-$variant" --set limit="${RL_ITEMS:-512}" \
+    --set loop.prompt_version=codedance-v1 --set loop.max_turns="${TURNS:-4}" \
+    --set sandbox.workers=8 --set sandbox.timeout_s=10 \
+    --set train.max_steps="${RL_STEPS:-40}" --set train.save_steps="${RL_STEPS:-40}" --set train.epochs=10 \
+    --set train.rollout_n="${ROLLOUTS:-8}" --set train.learning_rate="${RL_LR:-2e-5}" --set train.seed=7 \
+    --set swift.torch_dtype="$DTYPE" --set swift.per_device_train_batch_size="${RL_BATCH:-32}" \
+    --set swift.max_completion_length="${COMPLETION:-512}" --set swift.max_length=8192 \
+    --set swift.image_max_pixels="${PIXELS:-200704}" $reward
+  cp "$WORK/rl-$variant/checkpoints/logging.jsonl" "$LOGS/rl_${variant}_logging.jsonl"
+  gzip -c "$WORK/rl-$variant/rewards.jsonl" > "$LOGS/rl_${variant}_rewards.jsonl.gz"
+}
+
+rl() {
+  local smi pids=() variant
+  smi=$(gpu_memory_watch "$LOGS/rl_gpu_memory_mib.txt")
+  for variant in $VARIANTS; do
+    timed "rl-$variant" rl_run "$variant" & pids+=($!)
+  done
+  together "${pids[@]}" || true  # a failed variant is reported in walls.txt; the others still get evaluated
+  if [[ -n $smi ]]; then
+    kill "$smi"
+    echo "peak MiB (all RL runs at once): $(sort -n "$LOGS/rl_gpu_memory_mib.txt" | tail -1)" | tee -a "$LOGS/walls.txt"
+  fi
+}
+
+evaluate() {  # SFT and every RL checkpoint through the tool loop on the held-out items, at once
+  local common=(--set model.device="$DEVICE" --set model.dtype="$DTYPE" --set model.max_pixels="${PIXELS:-200704}"
+                --set "benchmarks=[{name: procedural, path: $WORK/heldout, limit: ${HELDOUT:-192}}]"
+                --set loop.max_turns=4 --set loop.max_new_tokens=640 --set loop.max_total_tokens=8192
+                --set loop.concurrency="${EVAL_CONCURRENCY:-96}" --set sandbox.workers=8 --set mode=tool)
+  local pids=() name
+  for name in sft $VARIANTS; do
+    local path="$WORK/rl-$name/last"
+    [[ $name == sft ]] && path="$WORK/sft-tool/last"
+    [[ -e $path ]] || { echo "eval-$name: no checkpoint at $path" | tee -a "$LOGS/walls.txt"; continue; }
+    timed "eval-$name" codedance eval recipes/nano/eval.yaml "${common[@]}" --set model.path="$path" \
+      --set output_dir="$WORK/eval-$name" & pids+=($!)
+  done
+  together "${pids[@]}" || true
+  for name in sft $VARIANTS; do
+    [[ -f $WORK/eval-$name/results.json ]] || continue
+    cp "$WORK/eval-$name/results.json" "$LOGS/eval_${name}_results.json"
+    gzip -c "$WORK/eval-$name/samples.jsonl" > "$LOGS/eval_${name}_samples.jsonl.gz"
+  done
+}
+
+case $PHASE in
+  train) train ;;
+  rl) rl ;;
+  eval) evaluate ;;
+  all) train; rl; evaluate ;;
+  start) start_detached "$0" "$OUT_DIR" ;;
+  await) await_run ;;
+  *) echo "unknown phase $PHASE (train, rl, eval, all, start or await)" >&2; exit 2 ;;
+esac
