@@ -68,12 +68,13 @@ def _docker_engine() -> Check:
 
 
 def _seccomp() -> Check:
-    try:
-        import seccomp  # noqa: F401  (pyseccomp installs this module name)
+    """Builds the filter the sandbox worker loads, the way the worker builds it (python3-seccomp, else pyseccomp)."""
+    from codedance_cli.sandbox.worker import build_seccomp_filter
 
-        return Check("seccomp", True, "pyseccomp loads libseccomp", "sandbox local backend")
-    except Exception as exc:
-        return Check("seccomp", False, f"unavailable ({exc.__class__.__name__})", "sandbox local backend")
+    flt, problem = build_seccomp_filter()
+    if flt is None:
+        return Check("seccomp", False, problem or "unavailable", "sandbox local backend")
+    return Check("seccomp", True, f"filter built with {type(flt).__module__.split('.')[0]}", "sandbox local backend")
 
 
 def collect() -> list[Check]:

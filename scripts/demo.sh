@@ -75,6 +75,10 @@ stage sft         codedance sft recipes/nano/sft.yaml "${sft[@]}"
 stage eval-sft    codedance eval recipes/nano/eval.yaml "${evals[@]}" --set "model.path=$ART/sft/last" \
                     --set "output_dir=$ART/eval-sft" --baseline "$ART/eval-before"
 stage rl          codedance rl recipes/nano/rl.yaml "${rl[@]}"
+if [[ $QUICK != 1 ]] && ! python -c "import json, sys; sys.exit(not json.load(open('$ART/rl/rl_summary.json'))['trained'])"; then
+  echo "demo.sh: the RL stage had no learning signal (every group's rewards equal, or zero gradients): $ART/rl/rl_summary.json" >&2
+  exit 1
+fi
 stage eval-after  codedance eval recipes/nano/eval.yaml "${evals[@]}" --set "model.path=$ART/rl/last" \
                     --set "output_dir=$ART/eval-after" --baseline "$ART/eval-sft"
 stage sample      python scripts/sample_task.py "$ART/heldout" "$ART/sample"

@@ -198,16 +198,16 @@ def test_nano_recipe_trains_two_grpo_steps_on_cpu(tiny_model_dir: Path, tmp_path
     items = tmp_path / "items"
     write_trajectories(items, counting_items())
     out = tmp_path / "run"
-    result = run_codedance(
-        "rl", NANO_RECIPE, "--set", f"model={tiny_model_dir}", "--set", f"dataset={items}", "--set", f"output_dir={out}", timeout=600
-    )
+    small = ["--set", "train.max_steps=2", "--set", "train.save_steps=2", "--set", "swift.max_completion_length=24"]
+    args = ["--set", f"model={tiny_model_dir}", "--set", f"dataset={items}", "--set", f"output_dir={out}", *small]
+    result = run_codedance("rl", NANO_RECIPE, *args, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     logged = [json.loads(line) for line in (out / "checkpoints" / "logging.jsonl").read_text().splitlines()]
     steps = [entry for entry in logged if "rewards/CodeDanceReward/mean" in entry]
     assert len(steps) == 2  # two GRPO steps, each with our reward computed
     assert all("codedance/turn_offset_tokens" in entry for entry in steps)  # our trainer subclass ran the steps
     rewards = [json.loads(line) for line in (out / "rewards.jsonl").read_text().splitlines()]
-    assert len(rewards) == 2 * 2  # steps x completions per step (one prompt x rollout_n 2)
+    assert len(rewards) == 2 * 8  # steps x completions per step (two prompts x rollout_n 4)
     assert all(set(entry) >= {"score", "outcome", "accuracy", "format", "sequence_term", "turn_offsets"} for entry in rewards)
     checkpoint = out / "checkpoints" / "checkpoint-2"
     assert (checkpoint / "model.safetensors").is_file() and (checkpoint / "trainer_state.json").is_file()
@@ -215,5 +215,24 @@ def test_nano_recipe_trains_two_grpo_steps_on_cpu(tiny_model_dir: Path, tmp_path
     assert (out / "last").resolve() == checkpoint.resolve()  # what eval / infer load next
     processor_config = json.loads((checkpoint / "processor_config.json").read_text())
     assert processor_config["processor_class"] == "Qwen2_5_VLProcessor" and "video_processor" in processor_config
-    again = run_codedance("rl", NANO_RECIPE, "--set", f"model={tiny_model_dir}", "--set", f"dataset={items}", "--set", f"output_dir={out}")
+    summary = json.loads((out / "rl_summary.json").read_text())  # what the demo checks: was there a learning signal?
+    assert summary["steps"] == 2 and set(summary) >= {"first_reward", "last_reward_std", "mean_frac_reward_zero_std", "trained"}
+    assert "GRPO steps: 2" in result.stdout
+    again = run_codedance("rl", NANO_RECIPE, *args)
     assert again.returncode == 0 and "nothing to do" in again.stdout  # a finished run is not trained past max_steps
+    assert "GRPO steps: 2" in again.stdout  # and says again what it did
+
+
+@pytest.mark.parametrize(
+    ("zero_std", "grad_norms", "trained"),
+    [([1.0, 1.0], [0.3, 0.2], False), ([0.5, 1.0], [0.0, 0.0], False), ([1.0, 0.75], [0.0, 0.4], True)],
+)
+def test_summary_flags_a_run_without_learning_signal(tmp_path: Path, zero_std, grad_norms, trained: bool) -> None:
+    from codedance_cli.rl.summary import summarize_swift_log
+
+    log = tmp_path / "logging.jsonl"
+    steps = [{"reward": -0.2, "reward_std": 0.0, "frac_reward_zero_std": z, "grad_norm": g} for z, g in zip(zero_std, grad_norms)]
+    log.write_text("\n".join(json.dumps(step) for step in steps) + "\n" + json.dumps({"train_runtime": 3.0}) + "\n")
+    summary = summarize_swift_log(log)
+    assert summary is not None and summary.steps == 2 and summary.trained is trained
+    assert ("NO LEARNING SIGNAL" in summary.lines()[-1]) is not trained

@@ -23,6 +23,7 @@ from codedance_cli.errors import BadInput, EngineFailed
 from codedance_cli.recipes.rl import RlRecipe
 from codedance_cli.rl.finalize import latest_swift_checkpoint, latest_verl_step, link_last, verl_merge_command
 from codedance_cli.rl.run_files import RunFiles
+from codedance_cli.rl.summary import summarize_swift_log, write_summary
 
 
 @dataclass
@@ -145,10 +146,24 @@ def run(recipe: RlRecipe, *, dry_run: bool = False) -> RlPlan:
     if already_done(recipe, run_plan.files):
         print(f"{run_plan.files.checkpoints}: already trained to max_steps={recipe.train.max_steps}; nothing to do")
         finalize(run_plan)
+        if run_plan.engine == "swift":
+            report_swift_run(run_plan.files)
         return run_plan
     prepare(recipe, run_plan.files)
     launch(run_plan.command, run_plan.env, run_plan.files.root / f"{run_plan.engine}.log", run_plan.engine)
     last = finalize(run_plan)
     if last is not None:
         print(f"trained model: {last} -> {last.resolve()}")
+    if run_plan.engine == "swift":
+        report_swift_run(run_plan.files)
     return run_plan
+
+
+def report_swift_run(files: RunFiles) -> None:
+    """Print whether GRPO had anything to learn from, and keep it in rl_summary.json (the demo checks it)."""
+    summary = summarize_swift_log(files.checkpoints / "logging.jsonl")
+    if summary is None:
+        return
+    write_summary(summary, files.root / "rl_summary.json")
+    for line in summary.lines():
+        print(line)

@@ -1,0 +1,70 @@
+"""Reward mean, reward std and rollout accuracy over GRPO steps, one line per reward variant (gpu_rl_check.sh output).
+
+    python scripts/plot_rl_curves.py OUT_FOLDER docs/rl_curves.png
+
+OUT_FOLDER is the `out/` folder of an unpacked gpu_rl.tar.gz: it holds rl_<variant>_logging.jsonl (ms-swift's
+per-step log) and rl_<variant>_rewards.jsonl.gz (our reward's per-rollout terms). Also prints the table of steps.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def variant_curves(folder: Path, variant: str) -> dict[str, list[float]]:
+    """Per step: ms-swift's reward mean and std, and the share of rollouts our reward scored correct."""
+    steps = [json.loads(line) for line in (folder / f"rl_{variant}_logging.jsonl").read_text().splitlines()]
+    steps = [entry for entry in steps if "reward" in entry]
+    accuracy: dict[int, list[float]] = defaultdict(list)
+    with gzip.open(folder / f"rl_{variant}_rewards.jsonl.gz", "rt") as handle:
+        for line in handle:
+            entry = json.loads(line)
+            accuracy[entry["step"]].append(entry["accuracy"])
+    by_step = [sum(values) / len(values) for _, values in sorted(accuracy.items())]
+    return {
+        "reward mean": [entry["reward"] for entry in steps],
+        "reward std": [entry["reward_std"] for entry in steps],
+        "rollout accuracy": by_step[: len(steps)],
+    }
+
+
+def main() -> None:
+    if len(sys.argv) != 3:
+        sys.exit("usage: plot_rl_curves.py OUT_FOLDER PNG")
+    folder, target = Path(sys.argv[1]), Path(sys.argv[2])
+    variants = sorted(path.name[3 : -len("_logging.jsonl")] for path in folder.glob("rl_*_logging.jsonl"))
+    if not variants:
+        sys.exit(f"{folder}: no rl_<variant>_logging.jsonl files")
+    curves = {variant: variant_curves(folder, variant) for variant in variants}
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for axis, metric in zip(axes, ("reward mean", "reward std", "rollout accuracy")):
+        for variant, values in curves.items():
+            axis.plot(range(1, len(values[metric]) + 1), values[metric], label=variant)
+        axis.set_title(metric)
+        axis.set_xlabel("GRPO step")
+        axis.grid(alpha=0.3)
+    axes[0].legend()
+    figure.tight_layout()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=110)
+    for variant, values in curves.items():
+        accuracy = values["rollout accuracy"]
+        head, tail = accuracy[:5], accuracy[-5:]
+        print(
+            f"{variant:12} steps {len(accuracy):3}  reward {values['reward mean'][0]:.3f} -> {values['reward mean'][-1]:.3f}  "
+            f"rollout accuracy (first 5 / last 5 steps) {sum(head) / len(head):.3f} -> {sum(tail) / len(tail):.3f}"
+        )
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
