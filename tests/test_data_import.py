@@ -109,6 +109,17 @@ def test_codedance_rl_parquet_autodetected(tmp_path: Path) -> None:
     tasks = {t.task_id: t for t in read_trajectories(tmp_path / "out")}
     assert tasks["pixmo_count-6"].question == "How many dogs?" and tasks["pixmo_count-6"].ground_truth == "7"
     assert tasks["chart_refocus-5"].metadata["ability"] == "math" and tasks["chart_refocus-5"].turns == []
+    # The source name survives to what the engines train on, where the reward routes math items by it.
+    from codedance_cli.data.export_verl import verl_row
+    from codedance_cli.recipes.rl import RewardConfig
+    from codedance_cli.rewards.score import is_math_item
+    from codedance_cli.rl.swift_data import swift_row
+
+    assert verl_row(tasks["pixmo_count-6"], 0)["data_source"] == "pixmo_count"
+    (tmp_path / "images").mkdir()
+    assert swift_row(tasks["pixmo_count-6"], tmp_path / "images", "codedance-v1")["data_source"] == "pixmo_count"
+    thinklite = tasks["pixmo_count-6"].model_copy(update={"metadata": {**tasks["pixmo_count-6"].metadata, "data_source": "thinklite_eureka"}})
+    assert is_math_item(verl_row(thinklite, 0)["data_source"], {}, RewardConfig().math_sources)
 
 
 def test_vqa_jsonl_and_csv_with_column_mapping(tmp_path: Path) -> None:
@@ -170,3 +181,11 @@ def test_export_wiring_swift_and_verl(tmp_path: Path) -> None:
     verl = runner.invoke(app, ["export", str(tmp_path / "traj"), "--to", "verl", "--out", str(tmp_path / "rl.parquet"), "--json"])
     assert verl.exit_code == 0, verl.output
     assert pq.read_table(tmp_path / "rl.parquet").num_rows == 2
+
+
+def test_import_with_no_row_imported_fails(tmp_path: Path) -> None:
+    source = tmp_path / "rows.jsonl"
+    source.write_text('{"foo": 1}\n{"bar": ' + '"x" * 200' + '}\n')
+    result = run_codedance("data", "import", str(source), "-o", str(tmp_path / "out"), "--format", "vqa")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"error: {source}: no row imported (2 read, 2 bad)"

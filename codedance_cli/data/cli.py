@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json as jsonlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from codedance_cli.errors import BadInput
+
+if TYPE_CHECKING:
+    from codedance_cli.data.importer import ImportReport
 
 app = typer.Typer(help="Import public datasets into the trajectory format; export for ms-swift and verl.", no_args_is_help=True)
 
 
 def _column_overrides(columns: list[str] | None) -> dict[str, str]:
-    from codedance_cli.errors import BadInput
-
     overrides: dict[str, str] = {}
     for item in columns or []:
         field, sep, name = item.partition("=")
@@ -48,6 +51,7 @@ def import_(
                                 prefix=prefix, on_progress=lambda n: progress.advance(bar, n))
     if json:
         typer.echo(jsonlib.dumps(report.as_dict(), indent=2))
+        _fail_if_nothing_imported(report, source)
         return
     table = Table(title=f"import {source} ({report.format}) -> {output}")
     table.add_column("what")
@@ -59,10 +63,17 @@ def import_(
     for kind, count in report.reasons.most_common():
         table.add_row(f"  {kind}", str(count))
     console.print(table)
-    for example in report.examples[:10]:
-        console.print(f"[red]row {example['index']}[/]: {example['reason']}", highlight=False)
+    for example in report.examples[:10]:  # soft wrap: a piped reason is never cut or broken at 80 columns
+        console.print(f"[red]row {example['index']}[/]: {example['reason']}", highlight=False, soft_wrap=True)
     if report.errors:
-        console.print(f"all {report.errors} bad rows with their reasons: {output / ERRORS_FILE}")
+        console.print(f"all {report.errors} bad rows with their reasons: {output / ERRORS_FILE}", soft_wrap=True)
+    _fail_if_nothing_imported(report, source)
+
+
+def _fail_if_nothing_imported(report: ImportReport, source: Path) -> None:
+    """An import that produced no trajectory is a failed command, whatever the reason."""
+    if report.imported == 0 and report.already_done == 0:
+        raise BadInput(f"{source}: no row imported ({report.rows} read, {report.errors} bad)")
 
 
 @app.command("export")

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from codedance_cli.errors import BadInput
 from codedance_cli.loop.format import question_text
 from codedance_cli.loop.prompts import TOOL_NAME, TOOLCALL_VERSION, system_prompt
-from codedance_cli.trajectory.schema import Trajectory
+from codedance_cli.trajectory.schema import Trajectory, item_source
 
 DEFAULT_DATA_SOURCE = "codedance"
 MATH_ABILITY_MARKERS = ("math", "geometry", "geo3k")
@@ -37,7 +37,7 @@ MATH_ABILITY_MARKERS = ("math", "geometry", "geo3k")
 def verl_row(task: Trajectory, index: int, prompt_version: str = TOOLCALL_VERSION) -> dict[str, Any]:
     """The verl RL row of one item."""
     metadata = dict(task.metadata or {})
-    data_source = str(metadata.get("source") or metadata.get("data_source") or DEFAULT_DATA_SOURCE)
+    data_source = item_source(metadata, DEFAULT_DATA_SOURCE)
     domain = f"{data_source} {metadata.get('domain', '')}".lower()
     ability = "math" if any(marker in domain for marker in MATH_ABILITY_MARKERS) else "visual_reasoning"
     user = "<image>" * len(task.images) + question_text(task)

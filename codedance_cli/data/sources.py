@@ -13,9 +13,18 @@ from collections.abc import Iterator
 
 from codedance_cli.recipes.common import DataRef
 from codedance_cli.trajectory.schema import Trajectory
-from codedance_cli.trajectory.store import iter_trajectories
+from codedance_cli.errors import BadInput
+from codedance_cli.trajectory.store import check_dataset, iter_trajectories
 
 _FORMAT_NAMES = {"codedance-sft": "codedance-sft", "codedance-rl": "codedance-rl", "vqa-jsonl": "vqa", "auto": "auto"}
+
+
+def check_dataref(ref: DataRef, field: str) -> None:
+    """Fail fast, naming `field` and the file, before a stage loads a model or creates its output."""
+    if not ref.path.exists():
+        raise BadInput(f"{field}: {ref.path} does not exist (make it with `codedance synth` / `codedance filter` / `codedance data import`)")
+    if ref.format == "trajectory":
+        check_dataset(ref.path)
 
 
 def iter_dataref(ref: DataRef) -> Iterator[Trajectory]:

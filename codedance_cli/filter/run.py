@@ -28,8 +28,10 @@ DECISIONS_FILE = "filter_decisions.jsonl"
 
 def run(recipe: FilterRecipe, *, dry_run: bool = False, json_output: bool = False) -> FilterReport | None:
     """Filter `recipe.input` into `recipe.output`; print the report (table or JSON) and write report.json + histogram.png."""
-    if not dry_run and not recipe.input.path.exists():
-        raise BadInput(f"filter recipe: field 'input.path': {recipe.input.path} does not exist")
+    if not dry_run:
+        from codedance_cli.data.sources import check_dataref
+
+        check_dataref(recipe.input, "input.path")
     if recipe.hard_max_pass_rate > recipe.medium_max_pass_rate:
         raise BadInput("filter recipe: field 'hard_max_pass_rate': must not exceed medium_max_pass_rate")
     console = Console(stderr=json_output)

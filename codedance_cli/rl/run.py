@@ -80,11 +80,13 @@ def _is_fresh(output: Path, source: Path) -> bool:
 
 def prepare(recipe: RlRecipe, files: RunFiles) -> None:
     """Export the data and write the engine's config files into the run folder."""
+    from codedance_cli.data.sources import check_dataref
+    from codedance_cli.recipes.common import DataRef
+
     dataset = Path(recipe.dataset)
-    if not dataset.exists():
-        raise BadInput(f"dataset: {dataset} does not exist (RL items in the trajectory format)")
-    if recipe.val_dataset is not None and not Path(recipe.val_dataset).exists():
-        raise BadInput(f"val_dataset: {recipe.val_dataset} does not exist")
+    check_dataref(DataRef(path=dataset), "dataset")
+    if recipe.val_dataset is not None:
+        check_dataref(DataRef(path=Path(recipe.val_dataset)), "val_dataset")
     version = recipe.loop.prompt_version
     if recipe.engine == "verl":
         from codedance_cli.data.export_verl import export_verl

@@ -17,7 +17,7 @@ from pathlib import Path
 from codedance_cli.errors import BadInput
 from codedance_cli.loop.format import question_text
 from codedance_cli.loop.prompts import system_prompt
-from codedance_cli.trajectory.schema import Trajectory, decode_image
+from codedance_cli.trajectory.schema import Trajectory, decode_image, item_source
 
 
 def swift_row(task: Trajectory, image_dir: Path, prompt_version: str) -> dict:
@@ -42,7 +42,7 @@ def swift_row(task: Trajectory, image_dir: Path, prompt_version: str) -> dict:
         "choices": json.dumps(list(task.choices or [])),
         "question": task.question,
         "metadata": json.dumps(metadata, ensure_ascii=False, default=str),
-        "data_source": str(metadata.get("source") or "codedance"),
+        "data_source": item_source(metadata, "codedance"),
         "task_id": task.task_id,
     }
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from codedance_cli.errors import BadInput, EngineFailed
+from codedance_cli.errors import EngineFailed
 from codedance_cli.recipes.sft import SftRecipe
 from codedance_cli.sft.command import resolve_model, swift_args, swift_env, swift_launcher
 from codedance_cli.sft.progress import TrainLog, follow
@@ -38,9 +38,9 @@ def export_dir(recipe: SftRecipe) -> Path:
 
 
 def check_dataset(recipe: SftRecipe) -> None:
-    path = Path(recipe.dataset.path)
-    if not path.exists():
-        raise BadInput(f"dataset.path {str(path)!r}: not found (make it with `codedance synth` / `codedance filter` / `codedance data import`)")
+    from codedance_cli.data.sources import check_dataref
+
+    check_dataref(recipe.dataset, "dataset.path")
 
 
 def run(recipe: SftRecipe, *, dry_run: bool = False, console: Console | None = None) -> SftResult:

@@ -93,3 +93,11 @@ class Trajectory(BaseModel):
 
     def pil_images(self) -> list[Image.Image]:
         return [decode_image(data) for data in self.images]
+
+
+def item_source(metadata: dict[str, Any] | None, default: str) -> str:
+    """The data source an item came from: the original set's name when an import kept it (metadata.data_source,
+    e.g. CodeDance-RL's `thinklite_eureka`), else the importer or generator that made it (metadata.source).
+    The reward routes math items by it, and the engines group their metrics by it."""
+    metadata = metadata or {}
+    return str(metadata.get("data_source") or metadata.get("source") or default)

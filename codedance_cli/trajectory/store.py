@@ -167,16 +167,36 @@ def _require(path: Path | str) -> list[Path]:
     return shards
 
 
+def _open_shard(shard: Path) -> pq.ParquetFile:
+    """A shard opened and checked for the trajectory columns; BadInput naming the file otherwise."""
+    if shard.suffix.lower() != ".parquet":
+        raise BadInput(f"{shard}: not a trajectory dataset (a {shard.suffix or 'suffix-less'} file); "
+                       "convert public formats with `codedance data import`, or name the input's format in the recipe")
+    try:
+        parquet = pq.ParquetFile(shard)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for damaged files
+        raise BadInput(f"{shard}: not a readable parquet file ({str(exc).splitlines()[0]})") from None
+    missing = {"task_id", "question", "turns"} - set(parquet.schema_arrow.names)
+    if missing:
+        raise BadInput(f"{shard}: not in the trajectory format (missing column(s) {', '.join(sorted(missing))})")
+    return parquet
+
+
+def check_dataset(path: Path | str) -> int:
+    """Open every shard's footer before any work starts; the row count, or BadInput naming the bad file.
+
+    Stages call this before they load a model or create their output, so bad input costs nothing and leaves nothing.
+    """
+    shards = _require(path)
+    if not shards:
+        raise BadInput(f"{path}: empty folder (expected {SHARD_PREFIX}*.parquet trajectory shards)")
+    return sum(_open_shard(shard).metadata.num_rows for shard in shards)
+
+
 def iter_trajectories(path: Path | str, batch_size: int = 64) -> Iterator[Trajectory]:
     """Stream trajectories shard by shard, batch by batch."""
     for shard in _require(path):
-        try:
-            parquet = pq.ParquetFile(shard)
-        except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for damaged files
-            raise BadInput(f"{shard}: not a readable parquet file ({exc})") from None
-        missing = {"task_id", "question", "turns"} - set(parquet.schema_arrow.names)
-        if missing:
-            raise BadInput(f"{shard}: not in the trajectory format (missing column(s) {', '.join(sorted(missing))})")
+        parquet = _open_shard(shard)
         for batch in parquet.iter_batches(batch_size=batch_size):
             for row in batch.to_pylist():
                 yield from_row(row)
@@ -189,7 +209,7 @@ def read_trajectories(path: Path | str) -> list[Trajectory]:
 
 def count_trajectories(path: Path | str) -> int:
     """Row count from parquet metadata, without reading the data."""
-    return sum(pq.ParquetFile(shard).metadata.num_rows for shard in _require(path))
+    return sum(_open_shard(shard).metadata.num_rows for shard in _require(path))
 
 
 def done_task_ids(path: Path | str) -> set[str]:
