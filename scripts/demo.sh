@@ -88,3 +88,5 @@ stage infer       codedance infer --recipe recipes/nano/infer.yaml "${infer[@]}"
 echo
 echo "Artifacts:"
 for p in synth heldout filtered eval-before sft eval-sft rl eval-after infer.html; do echo "  $ART/$p"; done
+echo
+python scripts/demo_summary.py "$ART"

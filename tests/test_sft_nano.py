@@ -27,6 +27,7 @@ def test_nano_sft_trains_and_writes_a_loadable_checkpoint(tiny_model_dir: Path, 
     )
     assert result.returncode == 0, (result.stderr[-3000:], (out / "swift.log").read_text()[-3000:] if (out / "swift.log").exists() else "")
     assert "done 10 logged steps" in result.stderr
+    assert result.stderr.count("swift sft: step ") == 10  # piped: a plain line per logged step, not a silent bar
 
     # the losses ms-swift logged (its own logging.jsonl) fall as the model learns the turn format
     records = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]

@@ -107,8 +107,22 @@ def prepare(recipe: RlRecipe, files: RunFiles) -> None:
     write_swift_files(recipe, files)
 
 
+def progress_line(line: str) -> bool:
+    """Lines worth a console: an engine's per-step metrics (ms-swift prints dicts, verl `step:N - ...`) and errors.
+
+    Everything else (argument dumps, model printouts, warnings) goes to the stage's log file only.
+    """
+    text = line.lstrip()
+    return text.startswith(("{'", '{"', "step:", "Traceback")) or "Error" in text[:40]
+
+
 def launch(command: list[str], env: dict[str, str], log_path: Path, what: str) -> None:
-    """Run an engine command, echoing and logging its output; EngineFailed on a non-zero exit."""
+    """Run an engine command with its whole output in `log_path` and its step lines on the console.
+
+    EngineFailed on a non-zero exit, with the log's last lines.
+    """
+    print(f"{what}: full output in {log_path}", flush=True)
+    tail: list[str] = []
     with (
         log_path.open("a") as log,
         subprocess.Popen(
@@ -117,10 +131,14 @@ def launch(command: list[str], env: dict[str, str], log_path: Path, what: str) -
     ):
         assert process.stdout is not None
         for line in process.stdout:
-            sys.stdout.write(line)
             log.write(line)
+            tail = [*tail[-19:], line]
+            if progress_line(line):
+                sys.stdout.write(line)
+                sys.stdout.flush()
         code = process.wait()
     if code != 0:
+        sys.stderr.write("".join(tail))
         raise EngineFailed(f"{what} exited with status {code}; full output in {log_path}")
 
 

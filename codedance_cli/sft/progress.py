@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import re
 import subprocess
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,9 +52,14 @@ def parse_line(line: str, log: TrainLog) -> tuple[int, int] | None:
 
 
 def follow(process: subprocess.Popen[str], log_path: Path, console: Console | None = None) -> TrainLog:
-    """Copy the process output to `log_path` while driving a rich progress bar; returns the parsed log."""
+    """Copy the process output to `log_path` while driving a rich progress bar; returns the parsed log.
+
+    A bar redraws in place only on a terminal; piped into a log, each logged step is printed as a plain line
+    instead, so a long SFT is never silent there.
+    """
     log = TrainLog()
     console = console or Console(stderr=True)
+    started = time.monotonic()
     stream: IO[str] = process.stdout  # type: ignore[assignment]
     columns = (TextColumn("swift sft"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -68,4 +74,7 @@ def follow(process: subprocess.Popen[str], log_path: Path, console: Console | No
             if step is not None:
                 loss = log.records[-1].get("loss")
                 bar.update(task, completed=step[0], total=step[1], loss=f"loss {loss}" if loss is not None else "")
+                if not console.is_terminal:
+                    loss_text = f", loss {loss}" if loss is not None else ""
+                    console.print(f"swift sft: step {step[0]}/{step[1]}{loss_text} ({time.monotonic() - started:.0f} s)", soft_wrap=True)
     return log
