@@ -62,7 +62,7 @@ if [[ $QUICK == 1 ]]; then
   filter+=(--set samples_per_item=1)
   evals+=(--set loop.max_new_tokens=16 --set loop.max_turns=2 --set benchmarks.0.limit=4)
   sft+=(--set train.max_steps=2 --set train.save_steps=2 --set train.logging_steps=1)
-  rl+=(--set limit=2 --set train.max_steps=1 --set train.save_steps=1)
+  rl+=(--set limit=2 --set train.max_steps=1 --set train.save_steps=1 --set swift.max_completion_length=16 --set loop.max_turns=2)
   infer+=(--set loop.max_new_tokens=16 --set loop.max_turns=2)
 fi
 
