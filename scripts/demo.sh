@@ -81,7 +81,7 @@ if [[ $QUICK != 1 ]] && ! python -c "import json, sys; sys.exit(not json.load(op
 fi
 stage eval-after  codedance eval recipes/nano/eval.yaml "${evals[@]}" --set "model.path=$ART/rl/last" \
                     --set "output_dir=$ART/eval-after" --baseline "$ART/eval-sft"
-stage sample      python scripts/sample_task.py "$ART/heldout" "$ART/sample"
+stage sample      python scripts/sample_task.py "$ART/heldout" "$ART/sample" "$ART/eval-after/samples.jsonl"
 stage infer       codedance infer --recipe recipes/nano/infer.yaml "${infer[@]}" --model "$ART/rl/last" \
                     --image "$ART/sample/image.png" --html "$ART/infer.html" "$(cat "$ART/sample/question.txt" 2>/dev/null)"
 
