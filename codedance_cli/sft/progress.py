@@ -59,7 +59,7 @@ def follow(process: subprocess.Popen[str], log_path: Path, console: Console | No
     """
     log = TrainLog()
     console = console or Console(stderr=True)
-    started = time.monotonic()
+    started, printed_step = time.monotonic(), -1
     stream: IO[str] = process.stdout  # type: ignore[assignment]
     columns = (TextColumn("swift sft"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -74,7 +74,8 @@ def follow(process: subprocess.Popen[str], log_path: Path, console: Console | No
             if step is not None:
                 loss = log.records[-1].get("loss")
                 bar.update(task, completed=step[0], total=step[1], loss=f"loss {loss}" if loss is not None else "")
-                if not console.is_terminal:
+                if not console.is_terminal and step[0] != printed_step:  # the closing summary repeats the last step
+                    printed_step = step[0]
                     loss_text = f", loss {loss}" if loss is not None else ""
                     console.print(f"swift sft: step {step[0]}/{step[1]}{loss_text} ({time.monotonic() - started:.0f} s)", soft_wrap=True)
     return log
