@@ -121,3 +121,11 @@ def test_resolve_model(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest
     monkeypatch.chdir(tmp_path)  # independent of what a demo left in the checkout
     with pytest.raises(BadInput, match="no such folder"):
         resolve_model("./artifacts/nano/sft/last")
+
+
+def test_dry_run_without_data_prints_the_plan_and_warns(tiny_model_dir: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "not-made-yet"
+    result = run_codedance("sft", NANO, "--dry-run", "--set", f"model={tiny_model_dir}", "--set", f"dataset.path={missing}")
+    assert result.returncode == 0, result.stderr
+    assert "swift" in result.stdout and "--dataset" in result.stdout
+    assert f"warning: dataset.path: {missing} does not exist" in result.stderr

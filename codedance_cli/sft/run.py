@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from codedance_cli.errors import EngineFailed
+from codedance_cli.errors import BadInput, EngineFailed
 from codedance_cli.recipes.sft import SftRecipe
 from codedance_cli.sft.command import resolve_model, swift_args, swift_env, swift_launcher
 from codedance_cli.sft.progress import TrainLog, follow
@@ -46,7 +46,13 @@ def check_dataset(recipe: SftRecipe) -> None:
 def run(recipe: SftRecipe, *, dry_run: bool = False, console: Console | None = None) -> SftResult:
     console = console or Console(stderr=True)
     model = resolve_model(recipe.model)
-    check_dataset(recipe)
+    if dry_run:  # the plan does not need the data; say what is missing instead of refusing
+        try:
+            check_dataset(recipe)
+        except BadInput as exc:
+            console.print(f"[yellow]warning:[/] {exc}", highlight=False, soft_wrap=True)
+    else:
+        check_dataset(recipe)
     jsonl = export_dir(recipe) / "train.jsonl"
     env = swift_env(recipe)
     launcher = recipe.swift_command if dry_run else swift_launcher(recipe)
