@@ -174,19 +174,17 @@ async def _ask_judge(judge: Judge, rollout: RolloutForReward, answer: str, *, ma
 async def _accuracy(rollout: RolloutForReward, answer: str, is_math: bool, config: RewardConfig, judge: Judge | None) -> tuple[bool, bool]:
     """(correct, judged) under the recipe's judge policy (see the module docstring)."""
     reference = str(rollout.ground_truth)
-    ask_judge = judge is not None
-    if config.judge_policy == "rules_first":
-        if answers_match(answer, reference, rollout.answer_type, rollout.choices, rollout.question):
-            return True, False
-        ask_judge = ask_judge and rollout.answer_type in config.judge_answer_types
-    elif judge is None and not is_math:  # `always` without a judge: the rules are all there is
-        return answers_match(answer, reference, rollout.answer_type, rollout.choices, rollout.question), False
-    if is_math:
-        if math_verify_match(answer, reference):
-            return True, False
-        if judge is None:
-            return answers_match(answer, reference, rollout.answer_type, rollout.choices, rollout.question), False
-    if not ask_judge:
+
+    def rules() -> bool:
+        return answers_match(answer, reference, rollout.answer_type, rollout.choices, rollout.question)
+
+    if config.judge_policy == "rules_first" and rules():
+        return True, False
+    if is_math and math_verify_match(answer, reference):
+        return True, False
+    if judge is None:  # the rules are all there is (rules_first has asked them already)
+        return config.judge_policy == "always" and rules(), False
+    if config.judge_policy == "rules_first" and rollout.answer_type not in config.judge_answer_types:
         return False, False
     return await _ask_judge(judge, rollout, answer, math=is_math, timeout_s=config.judge_timeout_s), True
 
