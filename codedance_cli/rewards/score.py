@@ -18,12 +18,13 @@ function and trainer) translate their batches into `RolloutForReward`s and call
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -130,7 +131,7 @@ def math_verify_match(prediction: str, ground_truth: str) -> bool:
         return False
 
 
-def make_judge(config: RewardConfig) -> Judge | None:
+def make_judge(config: RewardConfig) -> JudgePool | None:
     """The judge for this config (env CODEDANCE_JUDGE_URL wins; comma-separated URLs are used in turn), or None."""
     endpoint = os.environ.get(JUDGE_URL_ENV) or config.judge_endpoint
     if not endpoint:
@@ -143,6 +144,17 @@ def make_judge(config: RewardConfig) -> Judge | None:
         for url in urls
     ]
     return JudgePool(clients)
+
+
+@contextlib.asynccontextmanager
+async def open_judge(config: RewardConfig) -> AsyncIterator[JudgePool | None]:
+    """The config's judge (None without one) for one event loop's use, closed after (its HTTP client is the loop's)."""
+    judge = make_judge(config)
+    try:
+        yield judge
+    finally:
+        if judge is not None:
+            await judge.aclose()
 
 
 class JudgePool:
@@ -267,17 +279,12 @@ async def score_batch(rollouts: Sequence[RolloutForReward], config: RewardConfig
     return combine([rollout.group_id for rollout in rollouts], outcomes, config)
 
 
-def score_batch_sync(rollouts: Sequence[RolloutForReward], config: RewardConfig, judge_factory=make_judge) -> list[RolloutReward]:
+def score_batch_sync(rollouts: Sequence[RolloutForReward], config: RewardConfig) -> list[RolloutReward]:
     """`score_batch` from synchronous code (a fresh event loop, so the judge's HTTP client lives inside it)."""
 
     async def _run() -> list[RolloutReward]:
-        judge = judge_factory(config)
-        try:
+        async with open_judge(config) as judge:
             return await score_batch(rollouts, config, judge)
-        finally:
-            closer = getattr(judge, "aclose", None)
-            if closer is not None:
-                await closer()
 
     return asyncio.run(_run())
 

@@ -26,7 +26,7 @@ from swift.rewards import AsyncORM
 
 from codedance_cli.loop.grammar import rendered_rollout
 from codedance_cli.rewards.rollout_fields import OBSERVATIONS_FIELD, TURN_OFFSETS_FIELD, TURNS_FIELD
-from codedance_cli.rewards.score import RolloutForReward, RolloutReward, make_judge, parse_choices, score_batch
+from codedance_cli.rewards.score import RolloutForReward, RolloutReward, open_judge, parse_choices, score_batch
 from codedance_cli.rewards.config_file import load_reward_config
 
 REWARD_LOG_ENV = "CODEDANCE_REWARD_LOG"
@@ -90,13 +90,8 @@ class CodeDanceReward(AsyncORM):
 
     async def __call__(self, completions: list[str], **kwargs: Any) -> list[float]:
         rollouts = rollouts_from_swift(completions, kwargs)
-        judge = make_judge(self.config)
-        try:
+        async with open_judge(self.config) as judge:
             results = await score_batch(rollouts, self.config, judge)
-        finally:
-            closer = getattr(judge, "aclose", None)
-            if closer is not None:
-                await closer()
         for infos, result in zip(_column(kwargs, "rollout_infos", len(completions)), results, strict=True):
             if isinstance(infos, dict):  # the sample's own dict: the trainer reads the offsets from it
                 infos[TURN_OFFSETS_FIELD] = list(result.turn_offsets)

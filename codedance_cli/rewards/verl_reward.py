@@ -24,7 +24,7 @@ from typing import Any
 
 from codedance_cli.recipes.rl import RewardConfig
 from codedance_cli.rewards.config_file import load_reward_config
-from codedance_cli.rewards.score import Judge, OutcomeScore, RolloutForReward, make_judge, parse_choices, score_outcome
+from codedance_cli.rewards.score import Judge, OutcomeScore, RolloutForReward, make_judge, open_judge, parse_choices, score_outcome
 
 FAILURES_FIELD = "tool_failures"  # one character per call: "1" failed, "0" worked
 
@@ -84,12 +84,8 @@ def compute_score_batch(
     rollouts = [rollout_from_verl(*args) for args in zip(data_sources, solution_strs, ground_truths, extra_infos, strict=True)]
 
     async def run() -> list[OutcomeScore]:
-        judge = make_judge(config)
-        try:
+        async with open_judge(config) as judge:
             return list(await asyncio.gather(*(score_outcome(rollout, config, judge) for rollout in rollouts)))
-        finally:
-            if judge is not None:
-                await judge.aclose()
 
     return [outcome_fields(outcome) for outcome in asyncio.run(run())]
 

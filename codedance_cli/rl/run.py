@@ -16,6 +16,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,7 +123,7 @@ def launch(command: list[str], env: dict[str, str], log_path: Path, what: str) -
     EngineFailed on a non-zero exit, with the log's last lines.
     """
     print(f"{what}: full output in {log_path}", flush=True)
-    tail: list[str] = []
+    tail: deque[str] = deque(maxlen=20)
     with (
         log_path.open("a") as log,
         subprocess.Popen(
@@ -132,7 +133,7 @@ def launch(command: list[str], env: dict[str, str], log_path: Path, what: str) -
         assert process.stdout is not None
         for line in process.stdout:
             log.write(line)
-            tail = [*tail[-19:], line]
+            tail.append(line)
             if progress_line(line):
                 sys.stdout.write(line)
                 sys.stdout.flush()
