@@ -13,8 +13,11 @@
 #   bash scripts/gpu_rl_check.sh await OUT   # follow the detached run for up to WAIT s; pack what it wrote into OUT
 # Variants (VARIANTS): acc_fmt (accuracy + format only), bat (the full balanced adaptive tool-call reward),
 # bat_noturn (R_BAT without the turn-level term): the paper's Table 3 rows, same items, steps and seed.
-# Knobs: ITEMS (3000 SFT items), SEED (100), HELDOUT (192, seed 777), RL_ITEMS (512, seed RL_SEED 300), STEPS (1000 SFT
-# steps), RL_STEPS (40), RL_LR (2e-5), ROLLOUTS (8 a prompt), RL_BATCH (32 completions a step), TURNS (4),
+# Each variant runs once per GRPO seed in RL_SEEDS (7), as run NAME = VARIANT-sSEED (rl-NAME/, eval-NAME/).
+# Knobs: ITEMS (3000 SFT items), SEED (100), HELDOUT (192, seed 777), RL_ITEMS (512, seed RL_SEED 300), RL_FAMILIES
+# (the families RL samples from; default all but charts, where SFT's pass rate is 0 so every group is equal and
+# carries no gradient), STEPS (1000 SFT steps), RL_STEPS (40), RL_LR (2e-5), ROLLOUTS (8 a prompt), RL_BATCH (32
+# completions a step), TURNS (4),
 # COMPLETION (512 tokens a turn), PIXELS (200704), HIDDEN (512), LAYERS (8), DEVICE (cuda), DTYPE (bfloat16),
 # EVAL_CONCURRENCY (96), WAIT (560 s that `start`/`await` follow the run). Everything lands in WORK (/tmp/gpu-rl),
 # outside the checkout, so a later device call that lays the tree anew does not wipe it.
@@ -28,6 +31,9 @@ PACK=gpu_rl.tar.gz
 DEVICE=${DEVICE:-cuda}
 DTYPE=${DTYPE:-bfloat16}
 VARIANTS=${VARIANTS:-acc_fmt bat bat_noturn}
+RL_SEEDS=${RL_SEEDS:-7}
+RL_FAMILIES=${RL_FAMILIES:-counting,visual_search,geometry}
+RUNS=$(for seed in $RL_SEEDS; do for variant in $VARIANTS; do echo -n "$variant-s$seed "; done; done)
 mkdir -p "$OUT_DIR" "$LOGS"
 source "$(dirname "$0")/gpu_lib.sh"
 [[ $PHASE == await ]] || install_wheels
@@ -47,7 +53,7 @@ train() {
   timed heldout codedance synth recipes/nano/synth_heldout.yaml --set num_items="${HELDOUT:-192}" \
     --set output="$WORK/heldout" --set concurrency=16 --set sandbox.workers=16
   timed rl-items codedance synth recipes/nano/synth.yaml --set num_items="${RL_ITEMS:-512}" --set seed="${RL_SEED:-300}" \
-    --set output="$WORK/rl-items" --set concurrency=16 --set sandbox.workers=16
+    --set "families=[$RL_FAMILIES]" --set output="$WORK/rl-items" --set concurrency=16 --set sandbox.workers=16
   $PY scripts/make_tiny_model.py "$WORK/model" --hidden-size "${HIDDEN:-512}" --layers "${LAYERS:-8}" --heads 8 \
     --vision-depth 4 --vision-hidden-size 256 --dtype "$DTYPE" | tee "$LOGS/model.txt"
   timed sft-tool codedance sft recipes/nano/sft.yaml --set model="$WORK/model" --set dataset.path="$WORK/train" \
@@ -60,28 +66,28 @@ train() {
   cp "$WORK/sft-tool/logging.jsonl" "$LOGS/sft_logging.jsonl"
 }
 
-rl_run() {  # rl_run VARIANT
-  local variant=$1 reward
+rl_run() {  # rl_run VARIANT-sSEED
+  local run=$1 variant=${1%-s*} seed=${1##*-s} reward
   reward=$(variant_reward "$variant")
   # shellcheck disable=SC2086  # the reward settings are several words on purpose
   codedance rl recipes/nano/rl.yaml --set model="$WORK/sft-tool/last" --set dataset="$WORK/rl-items" \
-    --set output_dir="$WORK/rl-$variant" --set limit="${RL_ITEMS:-512}" \
+    --set output_dir="$WORK/rl-$run" --set limit="${RL_ITEMS:-512}" \
     --set loop.prompt_version=codedance-v1 --set loop.max_turns="${TURNS:-4}" \
     --set sandbox.workers=8 --set sandbox.timeout_s=10 \
     --set train.max_steps="${RL_STEPS:-40}" --set train.save_steps="${RL_STEPS:-40}" --set train.epochs=10 \
-    --set train.rollout_n="${ROLLOUTS:-8}" --set train.learning_rate="${RL_LR:-2e-5}" --set train.seed=7 \
+    --set train.rollout_n="${ROLLOUTS:-8}" --set train.learning_rate="${RL_LR:-2e-5}" --set train.seed="$seed" \
     --set swift.torch_dtype="$DTYPE" --set swift.per_device_train_batch_size="${RL_BATCH:-32}" \
     --set swift.max_completion_length="${COMPLETION:-512}" --set swift.max_length=8192 \
-    --set swift.image_max_pixels="${PIXELS:-200704}" $reward
-  cp "$WORK/rl-$variant/checkpoints/logging.jsonl" "$LOGS/rl_${variant}_logging.jsonl"
-  gzip -c "$WORK/rl-$variant/rewards.jsonl" > "$LOGS/rl_${variant}_rewards.jsonl.gz"
+    --set swift.image_max_pixels="${PIXELS:-200704}" $reward || return  # errexit is off under `timed`
+  cp "$WORK/rl-$run/checkpoints/logging.jsonl" "$LOGS/rl_${run}_logging.jsonl"
+  gzip -c "$WORK/rl-$run/rewards.jsonl" > "$LOGS/rl_${run}_rewards.jsonl.gz"
 }
 
 rl() {
-  local smi pids=() variant
+  local smi pids=() run
   smi=$(gpu_memory_watch "$LOGS/rl_gpu_memory_mib.txt")
-  for variant in $VARIANTS; do
-    timed "rl-$variant" rl_run "$variant" & pids+=($!)
+  for run in $RUNS; do
+    timed "rl-$run" rl_run "$run" & pids+=($!)
   done
   together "${pids[@]}" || true  # a failed variant is reported in walls.txt; the others still get evaluated
   if [[ -n $smi ]]; then
@@ -96,7 +102,7 @@ evaluate() {  # SFT and every RL checkpoint through the tool loop on the held-ou
                 --set loop.max_turns=4 --set loop.max_new_tokens=640 --set loop.max_total_tokens=8192
                 --set loop.concurrency="${EVAL_CONCURRENCY:-96}" --set sandbox.workers=8 --set mode=tool)
   local pids=() name
-  for name in sft $VARIANTS; do
+  for name in sft $RUNS; do
     local path="$WORK/rl-$name/last"
     [[ $name == sft ]] && path="$WORK/sft-tool/last"
     [[ -e $path ]] || { echo "eval-$name: no checkpoint at $path" | tee -a "$LOGS/walls.txt"; continue; }
@@ -104,7 +110,7 @@ evaluate() {  # SFT and every RL checkpoint through the tool loop on the held-ou
       --set output_dir="$WORK/eval-$name" & pids+=($!)
   done
   together "${pids[@]}" || true
-  for name in sft $VARIANTS; do
+  for name in sft $RUNS; do
     [[ -f $WORK/eval-$name/results.json ]] || continue
     cp "$WORK/eval-$name/results.json" "$LOGS/eval_${name}_results.json"
     gzip -c "$WORK/eval-$name/samples.jsonl" > "$LOGS/eval_${name}_samples.jsonl.gz"
