@@ -42,6 +42,7 @@ await_run() {  # follow $WORK/run.log until the detached run writes $WORK/exit o
     shown=$lines
   done
   sed -n "$((shown + 1)),\$p" "$WORK/run.log"
+  if declare -F progress >/dev/null; then progress; fi  # the sourcing script's view of jobs still running
   tar -czf "$OUT_DIR/$PACK" -C "$WORK" out run.log
   if [[ -f $WORK/exit ]]; then echo "detached run ended: exit $(cat "$WORK/exit")"; return "$(cat "$WORK/exit")"; fi
   echo "detached run still going: call '$0 await' again"

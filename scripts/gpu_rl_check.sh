@@ -117,6 +117,15 @@ evaluate() {  # SFT and every RL checkpoint through the tool loop on the held-ou
   done
 }
 
+progress() {  # for `await`: the last logged GRPO step of every RL run so far (their logs reach run.log only at the end)
+  local log
+  for log in "$LOGS"/rl-*.log; do
+    [[ -f $log ]] || continue
+    echo "$(basename "$log" .log): $(grep -ac "^{'loss'" "$log") steps; last: $(grep -a "^{'loss'" "$log" | tail -1 |
+      grep -o "'reward': '[^']*'\|'reward_std': '[^']*'\|'frac_reward_zero_std': '[^']*'" | tr '\n' ' ')"
+  done
+}
+
 case $PHASE in
   train) train ;;
   rl) rl ;;
