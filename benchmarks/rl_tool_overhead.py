@@ -21,7 +21,7 @@ from PIL import Image
 from codedance_cli.recipes.common import SandboxConfig
 from codedance_cli.recipes.rl import RewardConfig
 from codedance_cli.rewards.score import RolloutForReward, score_batch
-from codedance_cli.rl.sandbox_sessions import SandboxSessions
+from codedance_cli.engines.sandbox_sessions import SandboxSessions
 from codedance_cli.sandbox import create_sandbox
 
 CELLS = {"text": "print(sum(range(1000)))", "image": "input_image.crop((0, 0, 128, 128))"}
@@ -41,7 +41,7 @@ async def time_calls(call, calls: int) -> list[float]:
 async def measure(calls: int) -> dict[tuple[str, str], list[float]]:
     from verl.experimental.agent_loop.tool_agent_loop import AgentData
 
-    from codedance_cli.rl.verl_tool import CodeDanceSandboxTool
+    from codedance_cli.engines.verl.tool import CodeDanceSandboxTool
 
     config = SandboxConfig(workers=1, timeout_s=15)
     image = Image.new("RGB", (512, 384), "gray")

@@ -113,7 +113,7 @@ def test_codedance_rl_parquet_autodetected(tmp_path: Path) -> None:
     from codedance_cli.data.export_verl import verl_row
     from codedance_cli.recipes.rl import RewardConfig
     from codedance_cli.rewards.score import is_math_item
-    from codedance_cli.rl.swift_data import swift_row
+    from codedance_cli.engines.swift.grpo_data import swift_row
 
     assert verl_row(tasks["pixmo_count-6"], 0)["data_source"] == "pixmo_count"
     (tmp_path / "images").mkdir()

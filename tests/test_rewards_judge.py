@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from test_clients import FlakyServer
 
-from codedance_cli.rewards.verl_reward import compute_score_batch, load_reward_config
+from codedance_cli.engines.verl.reward import compute_score_batch, load_reward_config
 
 
 def dog_judge(**kwargs) -> FlakyServer:

@@ -11,7 +11,7 @@ import time
 from codedance_cli.recipes.common import SandboxConfig
 from codedance_cli.loop.format import observation_text
 from codedance_cli.loop.grammar import observation_failed
-from codedance_cli.rl.sandbox_sessions import SandboxSessions
+from codedance_cli.engines.sandbox_sessions import SandboxSessions
 from codedance_cli.sandbox.base import Sandbox, SandboxSession
 
 

@@ -82,8 +82,8 @@ def test_scheduler_runs_code_in_sandbox_through_swift_multi_turn_driver(settings
 
     from codedance_cli.loop.format import data_url
     from codedance_cli.loop.grammar import call_failures
-    from codedance_cli.rewards.swift_reward import rollout_response
-    from codedance_cli.rl.swift_scheduler import CodeDanceSandboxScheduler
+    from codedance_cli.engines.swift.reward import rollout_response
+    from codedance_cli.engines.swift.scheduler import CodeDanceSandboxScheduler
 
     image = counting_items(3)[2].images[0]
     turns = {
@@ -126,7 +126,7 @@ def test_scheduler_runs_code_in_sandbox_through_swift_multi_turn_driver(settings
     assert scheduler.sessions.open_sessions == 0
 
     # What GRPO then trains on: the scheduler's conversation (tool images included) encodes with the template.
-    import codedance_cli.rl.swift_plugin  # noqa: F401  (registers codedance_qwen2_5_vl)
+    import codedance_cli.engines.swift.grpo_plugin  # noqa: F401  (registers codedance_qwen2_5_vl)
     from swift.model import get_processor
     from swift.template import get_template
 
@@ -142,7 +142,7 @@ def test_reward_plugin_scores_a_group_through_swift_reward_code(tmp_path: Path, 
     from swift.rl_core.grpo_algorithm import compute_rewards_per_func
 
     from codedance_cli.rewards.config_file import load_reward_config
-    from codedance_cli.rewards.swift_reward import CodeDanceReward
+    from codedance_cli.engines.swift.reward import CodeDanceReward
 
     config_path = tmp_path / "reward.json"
     config_path.write_text(RewardConfig().model_dump_json())
@@ -182,7 +182,7 @@ def test_reward_plugin_scores_a_group_through_swift_reward_code(tmp_path: Path, 
 def test_trainer_adds_each_turns_offset_to_its_tokens() -> None:
     import torch
 
-    from codedance_cli.rl.swift_trainer import add_turn_offsets
+    from codedance_cli.engines.swift.trainer import add_turn_offsets
 
     mask = torch.tensor([0, 1, 1, 1, 0, 0, 1, 1, 0])  # turn 0: 3 tokens, an observation, turn 1: 2 tokens, padding
     advantages = torch.full((9,), 0.5)
@@ -218,6 +218,8 @@ def test_nano_recipe_trains_two_grpo_steps_on_cpu(tiny_model_dir: Path, tmp_path
     summary = json.loads((out / "rl_summary.json").read_text())  # what the demo checks: was there a learning signal?
     assert summary["steps"] == 2 and set(summary) >= {"first_reward", "last_reward_std", "mean_frac_reward_zero_std", "trained"}
     assert "GRPO steps: 2" in result.stdout
+    assert "swift rlhf: step 2/2, reward " in result.stderr  # piped: one plain line per step, from logging.jsonl
+    assert "'global_step/max_steps'" not in result.stdout + result.stderr  # ms-swift's own printout stays in swift.log
     again = run_codedance("rl", NANO_RECIPE, *args)
     assert again.returncode == 0 and "nothing to do" in again.stdout  # a finished run is not trained past max_steps
     assert "GRPO steps: 2" in again.stdout  # and says again what it did
@@ -228,7 +230,7 @@ def test_nano_recipe_trains_two_grpo_steps_on_cpu(tiny_model_dir: Path, tmp_path
     [([1.0, 1.0], [0.3, 0.2], False), ([0.5, 1.0], [0.0, 0.0], False), ([1.0, 0.75], [0.0, 0.4], True)],
 )
 def test_summary_flags_a_run_without_learning_signal(tmp_path: Path, zero_std, grad_norms, trained: bool) -> None:
-    from codedance_cli.rl.summary import summarize_swift_log
+    from codedance_cli.engines.swift.grpo_summary import summarize_swift_log
 
     log = tmp_path / "logging.jsonl"
     steps = [{"reward": -0.2, "reward_std": 0.0, "frac_reward_zero_std": z, "grad_norm": g} for z, g in zip(zero_std, grad_norms)]

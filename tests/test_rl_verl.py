@@ -16,8 +16,8 @@ from hydra.errors import ConfigCompositionException  # noqa: E402
 
 from codedance_cli.recipes import load_recipe  # noqa: E402
 from codedance_cli.recipes.rl import RlRecipe  # noqa: E402
-from codedance_cli.rl.run_files import RunFiles  # noqa: E402
-from codedance_cli.rl.verl_engine import TOOL_CLASS, verl_overrides, write_verl_files  # noqa: E402
+from codedance_cli.engines.rl_files import RunFiles  # noqa: E402
+from codedance_cli.engines.verl.command import TOOL_CLASS, verl_overrides, write_verl_files  # noqa: E402
 from conftest import REPO_ROOT, run_codedance  # noqa: E402
 
 VERL_CONFIG_DIR = str(Path(importlib.util.find_spec("verl").origin).parent / "trainer" / "config")
@@ -85,7 +85,7 @@ def test_dry_run_prints_command_and_environment(tmp_path: Path) -> None:
 def test_tool_yaml_instantiates_our_tool_through_verl(paper_recipe: RlRecipe, tmp_path: Path) -> None:
     from verl.tools.tool_registry import initialize_tools_from_config
 
-    from codedance_cli.rl.verl_tool import CodeDanceSandboxTool
+    from codedance_cli.engines.verl.tool import CodeDanceSandboxTool
 
     files = RunFiles(tmp_path)
     write_verl_files(paper_recipe, files)
@@ -124,7 +124,7 @@ def test_reward_function_loads_and_scores_through_verl(paper_recipe: RlRecipe, t
 
 
 def test_batch_reward_entry_point(tmp_path: Path) -> None:
-    from codedance_cli.rewards.verl_reward import compute_score_batch
+    from codedance_cli.engines.verl.reward import compute_score_batch
 
     results = compute_score_batch(
         ["codedance", "mathvista"],
@@ -148,7 +148,7 @@ def test_merge_command_parses_with_verl_model_merger(paper_recipe: RlRecipe, mon
 
     from verl.model_merger.base_model_merger import parse_args
 
-    from codedance_cli.rl.finalize import verl_merge_command
+    from codedance_cli.engines.verl.merge import verl_merge_command
 
     files = RunFiles(paper_recipe.output_dir)
     command = verl_merge_command(files, 40)
@@ -190,8 +190,8 @@ def test_batch_terms_and_grpo_bat_through_verls_advantage_computation() -> None:
 
     from codedance_cli.recipes.rl import RewardConfig
     from codedance_cli.rewards.score import OutcomeScore
-    from codedance_cli.rewards.verl_reward import outcome_fields
-    from codedance_cli.rl.verl_bat import apply_batch_terms
+    from codedance_cli.engines.verl.reward import outcome_fields
+    from codedance_cli.engines.verl.bat import apply_batch_terms
 
     def outcome(correct: bool, failures: list[bool]) -> OutcomeScore:
         rate = (len(failures) - sum(failures)) / len(failures) if failures else 0.0

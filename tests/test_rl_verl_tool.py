@@ -16,8 +16,8 @@ from PIL import Image  # noqa: E402
 from verl.experimental.agent_loop.tool_agent_loop import AgentData  # noqa: E402
 
 from codedance_cli.loop.prompts import TOOL_RESPONSE_NUDGE, tool_call_text  # noqa: E402
-from codedance_cli.rewards.verl_reward import compute_score  # noqa: E402
-from codedance_cli.rl.verl_tool import CodeDanceSandboxTool  # noqa: E402
+from codedance_cli.engines.verl.reward import compute_score  # noqa: E402
+from codedance_cli.engines.verl.tool import CodeDanceSandboxTool  # noqa: E402
 
 TIMEOUT_S = 2.0
 
@@ -146,8 +146,8 @@ def test_verl_tool_agent_loop_runs_our_tool_and_reward_end_to_end(tiny_model_dir
 
     from codedance_cli.loop.prompts import system_prompt
     from codedance_cli.recipes.rl import RlRecipe
-    from codedance_cli.rl.run_files import RunFiles
-    from codedance_cli.rl.verl_engine import verl_overrides, write_verl_files
+    from codedance_cli.engines.rl_files import RunFiles
+    from codedance_cli.engines.verl.command import verl_overrides, write_verl_files
 
     recipe = RlRecipe(
         model=str(tiny_model_dir), dataset=tmp_path / "items", output_dir=tmp_path / "run", sandbox={"workers": 1, "timeout_s": TIMEOUT_S}

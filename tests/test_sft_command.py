@@ -10,7 +10,8 @@ import pytest
 
 from codedance_cli.errors import BadInput
 from codedance_cli.recipes import load_recipe
-from codedance_cli.sft.command import resolve_model, swift_args, swift_env
+from codedance_cli.engines.swift.args import resolve_model
+from codedance_cli.engines.swift.sft_command import swift_args, swift_env
 from codedance_cli.trajectory import write_trajectories
 from conftest import REPO_ROOT, run_codedance
 from sft_trajectories import make_trajectories
@@ -87,7 +88,7 @@ def test_single_process_sets_no_torchrun_variables(tiny_model_dir: Path, dataset
     assert flags["torch_dtype"] == ["float32"] and flags["max_steps"] == ["300"] and "deepspeed" not in flags
     assert flags["check_model"] == ["false"]  # a local folder has no hub copy to check against
     # the CPU model type is ours: the plugin file that registers it goes along
-    assert flags["model_type"] == ["codedance_qwen2_5_vl"] and flags["external_plugins"][0].endswith("sft/swift_plugin.py")
+    assert flags["model_type"] == ["codedance_qwen2_5_vl"] and flags["external_plugins"][0].endswith("engines/swift/sft_plugin.py")
 
 
 def test_dry_run_prints_exact_command_and_env(tiny_model_dir: Path, dataset: Path, tmp_path: Path) -> None:
@@ -105,7 +106,7 @@ def test_dry_run_prints_exact_command_and_env(tiny_model_dir: Path, dataset: Pat
 def test_unknown_model_or_dataset_fails_before_anything_starts(tiny_model_dir: Path, dataset: Path, tmp_path: Path) -> None:
     missing_model = run_codedance("sft", NANO, "--set", f"model={tmp_path / 'nope'}", "--set", f"dataset.path={dataset}",
                                   "--set", f"output_dir={tmp_path / 'out'}")
-    assert missing_model.returncode == 2 and "nope" in missing_model.stderr and "no such folder" in missing_model.stderr
+    assert missing_model.returncode == 2 and "nope" in missing_model.stderr and "folder not found" in missing_model.stderr
     missing_data = run_codedance("sft", NANO, "--set", f"model={tiny_model_dir}", "--set", f"dataset.path={tmp_path / 'gone'}",
                                  "--set", f"output_dir={tmp_path / 'out'}")
     assert missing_data.returncode == 2 and "dataset.path" in missing_data.stderr and "gone" in missing_data.stderr
@@ -119,7 +120,7 @@ def test_resolve_model(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest
     with pytest.raises(BadInput, match="config.json"):
         resolve_model(str(tmp_path / "empty"))
     monkeypatch.chdir(tmp_path)  # independent of what a demo left in the checkout
-    with pytest.raises(BadInput, match="no such folder"):
+    with pytest.raises(BadInput, match="folder not found"):
         resolve_model("./artifacts/nano/sft/last")
 
 

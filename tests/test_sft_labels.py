@@ -30,7 +30,7 @@ def test_observation_tokens_are_masked(tiny_model_dir: Path, tmp_path: Path, mon
     monkeypatch.setenv("MAX_PIXELS", "50176")
     from swift import get_processor, get_template
 
-    from codedance_cli.engines.swift_qwen_pil import NAME, register
+    from codedance_cli.engines.swift.qwen_pil import NAME, register
 
     register()
     traj = make_trajectories(1, prompt_version=version)[0]  # crop (with image), failing cell, answer
@@ -69,7 +69,7 @@ def test_the_template_resizes_to_the_recipes_pixel_budget(tiny_model_dir: Path, 
     from PIL import Image
     from swift import get_processor, get_template
 
-    from codedance_cli.engines.swift_qwen_pil import NAME, register
+    from codedance_cli.engines.swift.qwen_pil import NAME, register
 
     register()
     image = tmp_path / "wide.png"

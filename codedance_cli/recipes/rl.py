@@ -114,6 +114,7 @@ class VerlConfig(RecipeModel):
 class SwiftConfig(RecipeModel):
     """Settings only ms-swift understands (`swift rlhf --rlhf_type grpo`, one machine)."""
 
+    command: str = Field("swift", description="The ms-swift launcher: a path, or a name looked up beside this Python, then on PATH.")
     train_type: Literal["full", "lora"] = Field("full", description="--tuner_type (ms-swift 4 name of train_type): full or lora.")
     model_type: str | None = Field(None, description="--model_type when ms-swift cannot tell from the checkpoint (e.g. qwen2_5_vl).")
     template: str | None = Field(None, description="--template when ms-swift finds several candidates (e.g. qwen2_5_vl).")

@@ -2,24 +2,25 @@
 
 Read top to bottom: nothing starts before the model and dataset are known to exist; the
 dataset export is resumable and reused; the engine runs as a subprocess with its log
-kept in OUTPUT_DIR/swift.log; OUTPUT_DIR/last points at the final checkpoint.
+kept in OUTPUT_DIR/swift.log and its steps followed in OUTPUT_DIR/logging.jsonl;
+OUTPUT_DIR/last points at the final checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
-from codedance_cli.errors import BadInput, EngineFailed
+from codedance_cli.engines.checkpoints import link_last, require_checkpoint
+from codedance_cli.engines.swift.args import resolve_model, swift_executable
+from codedance_cli.engines.swift.launch import run_swift
+from codedance_cli.engines.swift.sft_command import swift_args, swift_env
+from codedance_cli.errors import BadInput
 from codedance_cli.recipes.sft import SftRecipe
-from codedance_cli.sft.command import resolve_model, swift_args, swift_env, swift_launcher
-from codedance_cli.sft.progress import TrainLog, follow
 
 
 @dataclass
@@ -55,7 +56,7 @@ def run(recipe: SftRecipe, *, dry_run: bool = False, console: Console | None = N
         check_dataset(recipe)
     jsonl = export_dir(recipe) / "train.jsonl"
     env = swift_env(recipe)
-    launcher = recipe.swift_command if dry_run else swift_launcher(recipe)
+    launcher = recipe.swift_command if dry_run else swift_executable(recipe.swift_command)
     command = swift_args(recipe, model, jsonl.resolve(), launcher)
     if dry_run:
         print_plan(command, env, recipe)
@@ -65,13 +66,24 @@ def run(recipe: SftRecipe, *, dry_run: bool = False, console: Console | None = N
 
     jsonl = export_swift(recipe.dataset, export_dir(recipe), prompt_version=recipe.prompt_version, only_correct=recipe.only_correct)
     console.print(f"[green]exported[/] {count_lines(jsonl)} trajectories -> {jsonl}", highlight=False)
-    output_dir = Path(recipe.output_dir)
+    output_dir = Path(recipe.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    log = launch(command, env, output_dir / "swift.log", console)
-    checkpoint = link_last(output_dir, log)
-    summary = f"{len(log.losses)} logged steps, loss {log.losses[0]:.4f} -> {log.losses[-1]:.4f}" if log.losses else "no loss logged"
+    log = run_swift(command, env, log_path=output_dir / "swift.log", logging_jsonl=output_dir / "logging.jsonl",
+                    label="swift sft", console=console)
+    checkpoint = require_checkpoint(output_dir, log.last_checkpoint, "swift sft")
+    link_last(output_dir, checkpoint)
+    write_summary(output_dir, checkpoint, log.losses)
+    losses = log.losses
+    summary = f"{len(losses)} logged steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "no loss logged"
     console.print(f"[green]done[/] {summary}; checkpoint {output_dir / 'last'} -> {checkpoint.name}", highlight=False)
-    return SftResult(command, env, jsonl, checkpoint, log.losses)
+    return SftResult(command, env, jsonl, checkpoint, losses)
+
+
+def write_summary(output_dir: Path, checkpoint: Path, losses: list[float]) -> None:
+    from codedance_cli.engines.rl_files import atomic_write
+
+    atomic_write(output_dir / "sft_summary.json",
+                 json.dumps({"checkpoint": str(checkpoint), "losses": losses, "steps": len(losses)}, indent=2) + "\n")
 
 
 def print_plan(command: list[str], env: dict[str, str], recipe: SftRecipe) -> None:
@@ -81,41 +93,3 @@ def print_plan(command: list[str], env: dict[str, str], recipe: SftRecipe) -> No
         print(f"export {key}={shlex.quote(value)}")
     # one `--flag value` per line; the continuations keep it one exact shell command
     print(" \\\n    ".join(shlex.join(command[i:i + 2]) for i in range(0, len(command), 2)))
-
-
-def launch(command: list[str], env: dict[str, str], log_path: Path, console: Console) -> TrainLog:
-    """Run `swift sft` to the end; EngineFailed (with the log's last lines) on a non-zero exit."""
-    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-    try:
-        process = subprocess.Popen(command, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   errors="replace", bufsize=1)
-    except OSError as exc:
-        raise EngineFailed(f"could not start {command[0]}: {exc}") from None
-    try:
-        log = follow(process, log_path, console)
-    except KeyboardInterrupt:
-        process.terminate()
-        process.wait(timeout=30)
-        raise
-    code = process.wait()
-    if code != 0:
-        hint = next((line for line in reversed(log.tail) if "Error" in line or "error" in line), log.tail[-1] if log.tail else "")
-        raise EngineFailed(f"swift sft exited with {code}: {hint.strip()[:300]} (full log: {log_path})")
-    return log
-
-
-def link_last(output_dir: Path, log: TrainLog) -> Path:
-    """Point OUTPUT_DIR/last at the final checkpoint (atomic symlink swap) and return the checkpoint."""
-    checkpoint = Path(log.last_checkpoint) if log.last_checkpoint else None
-    if checkpoint is None or not checkpoint.is_dir():
-        candidates = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1]))
-        if not candidates:
-            raise EngineFailed(f"swift sft finished but wrote no checkpoint-* under {output_dir} (see {output_dir / 'swift.log'})")
-        checkpoint = candidates[-1]
-    link, tmp = output_dir / "last", output_dir / ".last.tmp"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(checkpoint.name)
-    os.replace(tmp, link)
-    (output_dir / "sft_summary.json").write_text(json.dumps(
-        {"checkpoint": str(checkpoint), "losses": log.losses, "steps": len(log.records)}, indent=2) + "\n")
-    return checkpoint

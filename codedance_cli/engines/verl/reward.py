@@ -8,7 +8,7 @@ reward and every other key in the batch's non-tensor fields.
 
 Per rollout only the outcome R*a + w*f and what the tool terms need (T, each call's
 failure) can be known; the group and batch terms are added once the whole batch is
-back, by `codedance_cli.rl.verl_bat`, which reads these fields through
+back, by `codedance_cli.engines.verl.bat`, which reads these fields through
 `outcome_from_fields`. Failed calls are read from the `<tool_response>` blocks of
 `solution_str` with the one grammar of a turn (`codedance_cli.loop.grammar`).
 `compute_score_batch` is the same per rollout, for verl's batch reward managers.

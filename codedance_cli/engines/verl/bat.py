@@ -35,8 +35,8 @@ from verl.utils.ray_utils import auto_await
 from codedance_cli.recipes.rl import RewardConfig
 from codedance_cli.rewards.config_file import load_reward_config
 from codedance_cli.rewards.score import RolloutReward, combine
-from codedance_cli.rewards.verl_reward import FAILURES_FIELD, outcome_from_fields
-from codedance_cli.rl.verl_engine import ESTIMATOR
+from codedance_cli.engines.verl.reward import FAILURES_FIELD, outcome_from_fields
+from codedance_cli.engines.verl.command import ESTIMATOR
 
 OFFSETS_KEY = "reward_baselines"  # the batch tensor verl passes to registered estimators
 PER_ROLLOUT_KEYS = ("outcome", "accuracy", "format", "is_math", "judged", "tool_component", FAILURES_FIELD)

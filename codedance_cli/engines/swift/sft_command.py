@@ -10,41 +10,13 @@ way for Qwen2.5-VL; its generic `--max_pixels` rescale needs torchvision, so it 
 
 from __future__ import annotations
 
-import re
-import shutil
-import sys
 from pathlib import Path
 
-from codedance_cli.engines.swift_args import flag, model_check_args
-from codedance_cli.errors import BadInput
+from codedance_cli.engines.swift.args import flag, model_check_args
 from codedance_cli.recipes.sft import SftRecipe
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 PLUGIN_PREFIX = "codedance_"  # model types / templates registered by our plugin file, not built into ms-swift
-PLUGIN_FILE = Path(__file__).with_name("swift_plugin.py")
-
-
-def resolve_model(model: str) -> str:
-    """A local folder (must hold config.json) as an absolute path, or a hub id left as is; else BadInput."""
-    path = Path(model).expanduser()
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise BadInput(f"model {model!r}: {path.resolve()} has no config.json (not a transformers model folder)")
-        return str(path.resolve())
-    if HUB_ID.match(model) and not model.startswith("."):
-        return model  # ms-swift downloads it (needs network and a hub)
-    raise BadInput(f"model {model!r}: no such folder, and not a hub id of the form org/name")
-
-
-def swift_launcher(recipe: SftRecipe) -> str:
-    """The `swift` executable: on PATH, or beside this Python (a venv's bin/ that is not on PATH)."""
-    found = shutil.which(recipe.swift_command)
-    if found:
-        return found
-    beside = Path(sys.executable).with_name(recipe.swift_command)
-    if beside.exists():
-        return str(beside)
-    raise BadInput(f"swift_command {recipe.swift_command!r} not found: install ms-swift (pip install -e '.[train]')")
+PLUGIN_FILE = Path(__file__).with_name("sft_plugin.py")
 
 
 def swift_env(recipe: SftRecipe) -> dict[str, str]:

@@ -30,8 +30,8 @@ from codedance_cli.loop.parser import parse_turn
 from codedance_cli.loop.prompts import is_toolcall
 from codedance_cli.recipes.common import LoopConfig, SandboxConfig
 from codedance_cli.rewards.rollout_fields import OBSERVATIONS_FIELD, TURNS_FIELD
-from codedance_cli.rl.background_loop import BackgroundLoop
-from codedance_cli.rl.sandbox_sessions import SandboxSessions, error_observation
+from codedance_cli.engines.background_loop import BackgroundLoop
+from codedance_cli.engines.sandbox_sessions import SandboxSessions, error_observation
 
 SETTINGS_ENV = "CODEDANCE_RL_SETTINGS"
 

@@ -4,7 +4,7 @@ Everything verl needs is derived from the recipe here, as plain hydra overrides
 (so `--dry-run` shows them and tests compose them against verl's own config):
 GRPO with the balanced adaptive tool-call reward (our per-rollout reward
 function with its `reward.json`, our agent loop manager that adds the group and
-batch terms, our `grpo_bat` estimator: codedance_cli/rl/verl_bat.py), n rollouts
+batch terms, our `grpo_bat` estimator: codedance_cli/engines/verl/bat.py), n rollouts
 per prompt, the tool agent loop with our sandbox tool (`verl_tool_config.yaml`),
 and the data exported by `export_verl`. It runs verl's classic trainer
 (`trainer.use_v1=False`), whose advantage step can see the per-turn offsets. On a multi-node Ray cluster, `output_dir` must be
@@ -20,19 +20,19 @@ from pathlib import Path
 import yaml
 
 from codedance_cli.recipes.rl import RlRecipe
-from codedance_cli.rl.run_files import RunFiles, atomic_write
-from codedance_cli.rl.tool_schema import tool_schema_dict
+from codedance_cli.engines.rl_files import RunFiles, atomic_write
+from codedance_cli.engines.tool_schema import tool_schema_dict
 
-BAT_MODULE = "codedance_cli.rl.verl_bat"
+BAT_MODULE = "codedance_cli.engines.verl.bat"
 ESTIMATOR = "grpo_bat"  # registered by BAT_MODULE, which verl imports when it loads the manager class
 MANAGER_CLASS = f"{BAT_MODULE}.CodeDanceAgentLoopManager"
 
-TOOL_CLASS = "codedance_cli.rl.verl_tool.CodeDanceSandboxTool"
+TOOL_CLASS = "codedance_cli.engines.verl.tool.CodeDanceSandboxTool"
 
 
 def reward_function_path() -> Path:
     """The file verl imports our `compute_score` from (it loads custom reward functions by path)."""
-    return Path(__file__).resolve().parents[1] / "rewards" / "verl_reward.py"
+    return Path(__file__).resolve().with_name("reward.py")
 
 
 def tool_config(recipe: RlRecipe) -> dict:

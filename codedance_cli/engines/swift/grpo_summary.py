@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from codedance_cli.rl.run_files import atomic_write
+from codedance_cli.engines.rl_files import atomic_write
 
 
 @dataclass

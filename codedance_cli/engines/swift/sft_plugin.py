@@ -6,10 +6,10 @@ with the image/video token ids read from the tokenizer (the stock template hard-
 151655/151656, which the small-vocabulary tiny model does not share). CPU recipes (nano) use it;
 GPU recipes with a real Qwen checkpoint use the stock `qwen2_5_vl`.
 
-The registration code lives in the shared engine shims (`codedance_cli/engines/swift_qwen_pil.py`),
+The registration code lives in the shared engine shims (`codedance_cli/engines/swift/qwen_pil.py`),
 which registers the same type for `swift rlhf`; this file only calls it, inside the swift process.
 """
 
-from codedance_cli.engines.swift_qwen_pil import register
+from codedance_cli.engines.swift.qwen_pil import register
 
 register()

@@ -1,8 +1,8 @@
 """ms-swift plugin file (`swift rlhf --external_plugins <this file>`): registers CodeDance's reward, scheduler and trainer.
 
-    --reward_funcs codedance_reward           the balanced adaptive tool-call reward (codedance_cli/rewards/swift_reward.py)
-    --multi_turn_scheduler codedance_sandbox  code cells run in our sandbox (codedance_cli/rl/swift_scheduler.py)
-    rlhf_type grpo -> CodeDanceGRPOTrainer    per-turn advantage offsets (codedance_cli/rl/swift_trainer.py)
+    --reward_funcs codedance_reward           the balanced adaptive tool-call reward (codedance_cli/engines/swift/reward.py)
+    --multi_turn_scheduler codedance_sandbox  code cells run in our sandbox (codedance_cli/engines/swift/scheduler.py)
+    rlhf_type grpo -> CodeDanceGRPOTrainer    per-turn advantage offsets (codedance_cli/engines/swift/trainer.py)
     --model_type/--template codedance_qwen2_5_vl  Qwen2.5-VL without torchvision, for CPU machines (swift_qwen_pil.py)
 
 ms-swift imports this file by path while it parses arguments, before it builds the trainer from
@@ -13,14 +13,14 @@ from swift.rewards import orms
 from swift.rollout.multi_turn import multi_turns
 from swift.trainers.trainer_factory import TrainerFactory
 
-from codedance_cli.engines import swift_qwen_pil
-from codedance_cli.rewards.swift_reward import CodeDanceReward
-from codedance_cli.rl.swift_engine import REWARD_NAME, SCHEDULER_NAME
-from codedance_cli.rl.swift_scheduler import CodeDanceSandboxScheduler
+from codedance_cli.engines.swift import qwen_pil
+from codedance_cli.engines.swift.reward import CodeDanceReward
+from codedance_cli.engines.swift.grpo_command import REWARD_NAME, SCHEDULER_NAME
+from codedance_cli.engines.swift.scheduler import CodeDanceSandboxScheduler
 
-TRAINER_CLASS = "codedance_cli.rl.swift_trainer.CodeDanceGRPOTrainer"
+TRAINER_CLASS = "codedance_cli.engines.swift.trainer.CodeDanceGRPOTrainer"
 
 orms[REWARD_NAME] = CodeDanceReward
 multi_turns[SCHEDULER_NAME] = CodeDanceSandboxScheduler
 TrainerFactory.TRAINER_MAPPING["grpo"] = TRAINER_CLASS
-swift_qwen_pil.register()
+qwen_pil.register()

@@ -9,9 +9,9 @@ writes: `solution`, `answer_type`, `choices`, `question`, `metadata`, `data_sour
 
 It returns the score GRPO normalises (outcome + R_seq) and leaves each rollout's
 per-turn advantage offsets (R_turn) in its `rollout_infos`, the dict the trainer
-keeps for that sample, where `codedance_cli.rl.swift_trainer` adds them to the
+keeps for that sample, where `codedance_cli.engines.swift.trainer` adds them to the
 token advantages. Every term is appended to the JSON-lines file named by env
-CODEDANCE_REWARD_LOG. Registered by codedance_cli/rl/swift_plugin.py.
+CODEDANCE_REWARD_LOG. Registered by codedance_cli/engines/swift/grpo_plugin.py.
 """
 
 from __future__ import annotations

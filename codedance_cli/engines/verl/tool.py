@@ -33,8 +33,8 @@ from codedance_cli.loop.format import fit_image, observation_text
 from codedance_cli.loop.grammar import observation_failed
 from codedance_cli.loop.prompts import TOOL_NAME, TOOL_RESPONSE_NUDGE, TOOLCALL_VERSION, is_toolcall
 from codedance_cli.recipes.common import LoopConfig, SandboxConfig
-from codedance_cli.rl.sandbox_sessions import SandboxSessions, error_observation
-from codedance_cli.rl.tool_schema import tool_schema_dict
+from codedance_cli.engines.sandbox_sessions import SandboxSessions, error_observation
+from codedance_cli.engines.tool_schema import tool_schema_dict
 
 
 def default_tool_schema() -> OpenAIFunctionToolSchema:

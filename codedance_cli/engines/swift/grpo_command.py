@@ -1,6 +1,6 @@
 """`codedance rl` with `engine: swift`: ms-swift GRPO on one machine, our reward and sandbox as plugins.
 
-    swift rlhf --rlhf_type grpo --external_plugins codedance_cli/rl/swift_plugin.py \
+    swift rlhf --rlhf_type grpo --external_plugins codedance_cli/engines/swift/grpo_plugin.py \
         --reward_funcs codedance_reward --multi_turn_scheduler codedance_sandbox ...
 
 Without `swift.use_vllm` ms-swift generates with transformers (its
@@ -13,26 +13,18 @@ in the environment (`CODEDANCE_REWARD_CONFIG`, `CODEDANCE_RL_SETTINGS`,
 from __future__ import annotations
 
 import json
-import shutil
-import sys
 from pathlib import Path
 
-from codedance_cli.engines.swift_args import flag, model_check_args
+from codedance_cli.engines.swift.args import flag, model_check_args
 from codedance_cli.recipes.rl import RlRecipe
-from codedance_cli.rl.run_files import RunFiles, atomic_write
+from codedance_cli.engines.rl_files import RunFiles, atomic_write
 
 REWARD_NAME = "codedance_reward"
 SCHEDULER_NAME = "codedance_sandbox"
 
 
 def plugin_path() -> Path:
-    return Path(__file__).resolve().with_name("swift_plugin.py")
-
-
-def swift_executable() -> str:
-    """The `swift` console script of this environment (beside the running python), else the one on PATH."""
-    beside = Path(sys.executable).with_name("swift")
-    return str(beside) if beside.exists() else (shutil.which("swift") or "swift")
+    return Path(__file__).resolve().with_name("grpo_plugin.py")
 
 
 def swift_args(recipe: RlRecipe, files: RunFiles) -> list[str]:
@@ -78,10 +70,6 @@ def swift_args(recipe: RlRecipe, files: RunFiles) -> list[str]:
     if swift.template:
         args += ["--template", swift.template]
     return args + list(swift.extra_args)
-
-
-def swift_command(recipe: RlRecipe, files: RunFiles) -> list[str]:
-    return [swift_executable(), *swift_args(recipe, files)]
 
 
 def swift_env(recipe: RlRecipe, files: RunFiles) -> dict[str, str]:

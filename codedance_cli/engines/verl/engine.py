@@ -1,0 +1,59 @@
+"""`codedance rl` with `engine: verl`: the plan, data export, launch and merged checkpoint of a verl GRPO run.
+
+verl resumes from its own checkpoints (`trainer.resume_mode=auto`); its FSDP shards are merged with verl's
+merger into a Hugging Face folder, and `last` links there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from codedance_cli.engines.checkpoints import link_last
+from codedance_cli.engines.fresh import is_fresh
+from codedance_cli.engines.launch import run_logged
+from codedance_cli.engines.rl_files import RunFiles
+from codedance_cli.engines.verl.command import verl_command, verl_env, write_verl_files
+from codedance_cli.engines.verl.merge import latest_verl_step, merged_folder, verl_merge_command
+from codedance_cli.errors import BadInput
+from codedance_cli.recipes.rl import RlRecipe
+
+
+class VerlGrpo:
+    name = "verl"
+
+    def check(self, recipe: RlRecipe) -> None:
+        from codedance_cli.loop.prompts import TOOLCALL_VERSION, is_toolcall
+
+        if not is_toolcall(recipe.loop.prompt_version):
+            raise BadInput(f"loop.prompt_version: verl's tool agent parses <tool_call> (hermes); use {TOOLCALL_VERSION}")
+
+    def command(self, recipe: RlRecipe, files: RunFiles, *, dry_run: bool) -> tuple[list[str], dict[str, str]]:
+        return verl_command(recipe, files), verl_env(recipe, files)
+
+    def already_done(self, recipe: RlRecipe, files: RunFiles) -> bool:
+        return False  # verl itself resumes and stops at total_training_steps
+
+    def prepare(self, recipe: RlRecipe, files: RunFiles) -> None:
+        from codedance_cli.data.export_verl import export_verl
+
+        version = recipe.loop.prompt_version
+        if not is_fresh(files.train, Path(recipe.dataset)):
+            export_verl(recipe.dataset, files.train, prompt_version=version, limit=recipe.limit)
+        if recipe.val_dataset is not None and not is_fresh(files.val, Path(recipe.val_dataset)):
+            export_verl(recipe.val_dataset, files.val, prompt_version=version)
+        write_verl_files(recipe, files)
+
+    def train(self, command: list[str], env: dict[str, str], files: RunFiles) -> None:
+        run_logged(command, env, files.root / "verl.log", "verl")
+
+    def finalize(self, files: RunFiles) -> Path | None:
+        step = latest_verl_step(files.checkpoints)
+        if step is None:
+            return None
+        merged = merged_folder(files, step)
+        if not (merged / "config.json").is_file():
+            run_logged(verl_merge_command(files, step), {}, files.root / "verl_merge.log", "verl model merger")
+        return link_last(files.root, merged)
+
+    def report(self, files: RunFiles) -> list[str]:
+        return []
