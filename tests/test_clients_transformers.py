@@ -69,7 +69,8 @@ def test_loop_runs_end_to_end_with_the_tiny_model(client):
 
 
 def test_processor_expands_one_placeholder_per_merged_patch_and_honours_the_pixel_budget(tiny_model_dir):
-    from codedance_cli.clients.transformers_local import load_processor, to_processor_messages
+    from codedance_cli.clients.transformers_local import to_processor_messages
+    from codedance_cli.models.qwen_processor import load_processor
 
     big = Trajectory(task_id="b", question="q", images=[encode_image(Image.new("RGB", (448, 448))), encode_image(Image.new("RGB", (200, 100)))])
     counts = []
@@ -112,7 +113,7 @@ def test_the_processor_in_use_gives_the_grid_the_pixel_budget_allows(tiny_model_
     54 visual tokens); 200704 gives 26x36 (234). An eval whose budget is silently ignored, or silently different from
     training, feeds the model a different number of visual tokens than it learned (that made a nano SFT model babble).
     """
-    from codedance_cli.clients.transformers_local import load_processor
+    from codedance_cli.models.qwen_processor import load_processor
 
     processor = load_processor(str(tiny_model_dir), **({} if max_pixels is None else {"max_pixels": max_pixels}))
     inputs = prepared(processor, PHOTO)
@@ -130,7 +131,7 @@ def test_the_real_processor_and_the_image_only_one_give_the_model_the_same_input
     processor used without torchvision (same tokens, grids and token types; pixels up to resize rounding)."""
     from transformers import Qwen2_5_VLProcessor
 
-    from codedance_cli.clients.transformers_local import image_only_processor, load_processor
+    from codedance_cli.models.qwen_processor import image_only_processor, load_processor
 
     real = load_processor(str(tiny_model_dir), max_pixels=max_pixels)
     assert isinstance(real, Qwen2_5_VLProcessor)
@@ -142,7 +143,7 @@ def test_the_real_processor_and_the_image_only_one_give_the_model_the_same_input
 
 
 def test_a_pixel_budget_above_the_checkpoints_saved_one_is_warned_about(tiny_model_dir, caplog):
-    from codedance_cli.clients.transformers_local import check_pixel_budget, saved_max_pixels
+    from codedance_cli.models.pixel_budget import check_pixel_budget, saved_max_pixels
 
     assert saved_max_pixels(str(tiny_model_dir)) == 64 * 28 * 28
     assert check_pixel_budget(str(tiny_model_dir), 64 * 28 * 28) is None
@@ -157,7 +158,7 @@ def test_a_pixel_budget_above_the_checkpoints_saved_one_is_warned_about(tiny_mod
 
 
 def test_no_saved_budget_means_no_warning(tmp_path):
-    from codedance_cli.clients.transformers_local import check_pixel_budget, saved_max_pixels
+    from codedance_cli.models.pixel_budget import check_pixel_budget, saved_max_pixels
 
     assert saved_max_pixels(str(tmp_path)) is None and check_pixel_budget(str(tmp_path), 1234) is None
     (tmp_path / "preprocessor_config.json").write_text('{"max_pixels": 12845056, "min_pixels": 3136}')

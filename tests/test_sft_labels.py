@@ -81,7 +81,7 @@ def test_the_template_resizes_to_the_recipes_pixel_budget(tiny_model_dir: Path, 
     encoded = template.encode({"messages": messages, "images": [str(image)]})
     assert encoded["image_grid_thw"].tolist() == [grid]
     # the checkpoint's processor records the budget, so evaluation defaults to what training saw
-    from codedance_cli.clients.transformers_local import saved_max_pixels
+    from codedance_cli.models.pixel_budget import saved_max_pixels
 
     processor.save_pretrained(tmp_path / "checkpoint")
     assert saved_max_pixels(str(tmp_path / "checkpoint")) == int(max_pixels)

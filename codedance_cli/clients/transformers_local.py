@@ -10,7 +10,6 @@ a batch of 32 costs little more than one sequence.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import time
 import weakref
@@ -25,6 +24,8 @@ from PIL import Image
 from codedance_cli.clients.base import Generation, Messages
 from codedance_cli.clients.generate_batcher import GenerateBatcher
 from codedance_cli.errors import BadInput
+from codedance_cli.models.pixel_budget import check_pixel_budget
+from codedance_cli.models.qwen_processor import load_processor
 from codedance_cli.loop.format import decode_data_url
 
 log = logging.getLogger(__name__)
@@ -48,114 +49,6 @@ def to_processor_messages(messages: Messages) -> list[dict[str, Any]]:
                     parts.append({"type": "text", "text": part["text"]})
         converted.append({"role": message["role"], "content": parts})
     return converted
-
-
-class QwenVLImageOnlyProcessor:
-    """The image half of a Qwen2-VL-family processor, for machines without torchvision.
-
-    transformers refuses to build a Qwen2-VL processor without torchvision (its
-    video processor needs it, and PyPI's torchvision wheels are CUDA builds that
-    do not load next to a CPU-only torch). Images do not need it: the PIL image
-    processor makes pixel values and grids, and each image placeholder is
-    expanded to grid.prod() / merge_size**2 tokens, which is the processor's
-    documented contract with the model. Videos are not supported here.
-    """
-
-    def __init__(self, tokenizer: Any, image_processor: Any, chat_template: str | None) -> None:
-        self.tokenizer, self.image_processor, self.chat_template = tokenizer, image_processor, chat_template
-        self.image_token = getattr(tokenizer, "image_token", None) or "<|image_pad|>"
-        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
-
-    def apply_chat_template(self, messages: list[dict[str, Any]], *, add_generation_prompt: bool = True, **_: Any) -> Any:
-        from transformers import BatchFeature
-
-        text = self.tokenizer.apply_chat_template(messages, chat_template=self.chat_template, add_generation_prompt=add_generation_prompt, tokenize=False)
-        images = [part["image"] for message in messages for part in message["content"] if part.get("type") == "image"]
-        features: dict[str, Any] = {}
-        if images:
-            vision = self.image_processor(images=images, return_tensors="pt")
-            features.update(vision)
-            merge = self.image_processor.merge_size**2
-            pieces = text.split(self.image_token)
-            if len(pieces) != len(images) + 1:
-                raise ValueError(f"chat template produced {len(pieces) - 1} image placeholders for {len(images)} images")
-            counts = [int(grid.prod()) // merge for grid in vision["image_grid_thw"]]
-            text = pieces[0] + "".join(self.image_token * n + piece for n, piece in zip(counts, pieces[1:], strict=True))
-        features.update(self.tokenizer(text, return_tensors="pt"))
-        # Which tokens are image placeholders: Qwen2.5-VL needs this for its 3D (mrope) positions, as the real processor gives it.
-        features["mm_token_type_ids"] = (features["input_ids"] == self.image_token_id).long()
-        return BatchFeature(features)
-
-
-def load_processor(path: str, **image_kwargs: Any) -> Any:
-    """AutoProcessor, or where torchvision is missing, `QwenVLImageOnlyProcessor` for Qwen2-VL-family models."""
-    from transformers import AutoProcessor
-
-    try:
-        return AutoProcessor.from_pretrained(path, **image_kwargs)
-    except ImportError as exc:
-        if "torchvision" not in str(exc).lower():
-            raise
-    return image_only_processor(path, **image_kwargs)
-
-
-def image_only_processor(path: str, **image_kwargs: Any) -> QwenVLImageOnlyProcessor:
-    """`QwenVLImageOnlyProcessor` for a Qwen2-VL-family checkpoint (PIL image processor; no torchvision needed)."""
-    import transformers
-    from transformers import AutoTokenizer
-
-    config = _processor_config(path)
-    image_class = str(config.get("image_processor_type", "")).removesuffix("Fast") + "Pil"
-    if not (image_class.startswith("Qwen2VL") and hasattr(transformers, image_class)):
-        raise BadInput(f"model.path {path!r}: its processor needs torchvision, which is not installed") from None
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    image_processor = getattr(transformers, image_class).from_pretrained(path, **image_kwargs)
-    template_file = Path(path) / "chat_template.jinja"
-    chat_template = template_file.read_text() if template_file.is_file() else getattr(tokenizer, "chat_template", None)
-    return QwenVLImageOnlyProcessor(tokenizer, image_processor, chat_template)
-
-
-def _processor_config(path: str) -> dict[str, Any]:
-    """The image processor's saved settings: `processor_config.json`'s image_processor, else `preprocessor_config.json`."""
-    folder = Path(path)
-    combined, legacy = folder / "processor_config.json", folder / "preprocessor_config.json"
-    try:
-        if combined.is_file() and isinstance(image := json.loads(combined.read_text()).get("image_processor"), dict):
-            return image
-        if legacy.is_file():
-            return json.loads(legacy.read_text())
-    except (OSError, ValueError):
-        pass
-    return {}
-
-
-def saved_max_pixels(path: str) -> int | None:
-    """The per-image pixel budget saved with a checkpoint's image processor (its default), or None if not recorded."""
-    config = _processor_config(path)
-    size = config.get("size") if isinstance(config.get("size"), dict) else {}
-    value = size.get("longest_edge", size.get("max_pixels", config.get("max_pixels")))
-    return int(value) if isinstance(value, int | float) else None
-
-
-def check_pixel_budget(path: str, max_pixels: int | None) -> str | None:
-    """A warning when `max_pixels` exceeds the checkpoint's saved budget (None when within it or either is unknown).
-
-    Only a larger budget is flagged: a smaller one is the everyday case of a recipe capping a released model's
-    generous default (Qwen2.5-VL saves 12845056), and codedance's own SFT checkpoints record the budget they trained at.
-
-    A Qwen2-VL-family model sees an image as (pixels / 28**2) tokens, so a budget other than the one it was trained
-    with changes both what each visual token covers and how many there are. A small fine-tuned model does not
-    generalise across that: a nano SFT model trained at 50176 pixels (<= 64 visual tokens) and evaluated at 200704
-    (<= 256) writes a soup of its training text with no code block. ms-swift's template resizes images to the budget
-    it was given (MAX_PIXELS, or for `codedance_qwen2_5_vl` the processor's saved size) without recording it in the
-    checkpoint, so the saved size is the best record there is, and evaluation must be told the training budget.
-    """
-    saved = saved_max_pixels(path)
-    if max_pixels is None or saved is None or max_pixels <= saved:
-        return None
-    return (f"model.max_pixels={max_pixels} exceeds the pixel budget saved with {path!r} ({saved}): images become "
-            f"up to {max_pixels // 784} visual tokens instead of {saved // 784}. A fine-tuned model must be evaluated "
-            "with the budget its training actually used; a mismatch can turn its output into gibberish.")
 
 
 def resolve_device(device: str) -> str:

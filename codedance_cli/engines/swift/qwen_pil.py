@@ -14,10 +14,7 @@ are not supported. On GPU machines with torchvision, use the stock `qwen2_5_vl`.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -30,69 +27,19 @@ from swift.template import register_template
 from swift.template.register import TEMPLATE_MAPPING
 from swift.template.templates.qwen import Qwen2_5VLTemplate, QwenTemplateMeta
 from swift.template.vision_utils import load_image
-from transformers import AutoTokenizer, Qwen2_5_VLProcessor
-from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil, smart_resize
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+from codedance_cli.models.qwen_processor import image_only_processor
 
 NAME = "codedance_qwen2_5_vl"
-
-
-class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
-    """Qwen2.5-VL processor with an image processor and a tokenizer only (its attributes come from this signature).
-
-    Checkpoints must stay loadable by the stock `AutoProcessor`, so saving writes the stock class name and
-    puts back the source model's processor files (with their video processor settings).
-    """
-
-    source_dir: Path | None = None
-
-    def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: str | None = None, **kwargs: Any) -> None:
-        super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
-
-    def save_pretrained(self, save_directory: str | Path, *args: Any, **kwargs: Any) -> Any:
-        result = super().save_pretrained(save_directory, *args, **kwargs)
-        target = Path(save_directory)
-        for name in ("processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json"):
-            if self.source_dir is not None and (self.source_dir / name).is_file():
-                shutil.copyfile(self.source_dir / name, target / name)
-        _record_pixel_budget(target / "processor_config.json", pixel_budget(self.image_processor))
-        tokenizer_config = target / "tokenizer_config.json"
-        if tokenizer_config.is_file():
-            data = json.loads(tokenizer_config.read_text())
-            if data.get("processor_class") == type(self).__name__:
-                data["processor_class"] = Qwen2_5_VLProcessor.__name__
-                tokenizer_config.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-        return result
-
-
-def _record_pixel_budget(config_file: Path, budget: tuple[int, int]) -> None:
-    """Save the budget training used as the checkpoint's image processor default, so evaluation sees the same tokens."""
-    if not config_file.is_file():
-        return
-    data = json.loads(config_file.read_text())
-    size = data.get("image_processor", {}).get("size")
-    if isinstance(size, dict):
-        size.update(shortest_edge=budget[0], longest_edge=budget[1])
-    config_file.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 class PilQwen2_5VLLoader(Qwen2_5VLLoader):
     """The stock loader with the image-only processor (no qwen_vl_utils, no torchvision)."""
 
     def get_processor(self, model_dir: str, config: Any) -> Any:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        template_file = Path(model_dir) / "chat_template.jinja"
-        chat_template = template_file.read_text() if template_file.is_file() else getattr(tokenizer, "chat_template", None)
-        image_processor = Qwen2VLImageProcessorPil.from_pretrained(model_dir)
-        processor = ImageOnlyQwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template)
-        processor.source_dir = Path(model_dir)
-        return processor
-
-
-def pixel_budget(image_processor: Any) -> tuple[int, int]:
-    """(min, max) pixels per image: MIN_PIXELS / MAX_PIXELS as the stock template reads them (through qwen_vl_utils),
-    else the processor's saved size. `codedance sft` passes the recipe's budget only through MAX_PIXELS."""
-    size = image_processor.size
-    return (int(os.environ.get("MIN_PIXELS") or size["shortest_edge"]), int(os.environ.get("MAX_PIXELS") or size["longest_edge"]))
+        budget = {key.lower(): int(value) for key in ("MIN_PIXELS", "MAX_PIXELS") if (value := os.environ.get(key))}
+        return image_only_processor(model_dir, **budget)  # the budget in use is what the checkpoint records
 
 
 class PilQwen2_5VLTemplate(Qwen2_5VLTemplate):
@@ -117,7 +64,7 @@ class PilQwen2_5VLTemplate(Qwen2_5VLTemplate):
         image = load_image(inputs.images[index])
         processor = self.processor.image_processor
         factor = processor.patch_size * processor.merge_size
-        min_pixels, max_pixels = pixel_budget(processor)
+        min_pixels, max_pixels = self.processor.pixel_budget()  # MIN_PIXELS / MAX_PIXELS when set (the loader applies them)
         height, width = smart_resize(image.height, image.width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
         if (width, height) != image.size:
             image = image.resize((width, height), Image.Resampling.BICUBIC)
