@@ -26,7 +26,7 @@ install: $(VENV)/.installed
 system-deps:
 	bash scripts/system_deps.sh
 
-# Offline build (debootstrap + docker import); a no-op when the image already holds the current worker.py.
+# Offline build (debootstrap + docker import); a no-op when the image already holds the current worker package.
 sandbox-image: system-deps | $(VENV)/.installed
 	$(VENV)/bin/codedance sandbox build-image
 

@@ -7,14 +7,14 @@
 #   1. base  codedance-sandbox-base:<recipe hash>  Debian (essential) + python3, numpy, PIL, matplotlib (font cache
 #            prebuilt), seccomp, cv2 (the opencv-python-headless wheel: Debian's python3-opencv pulls ~190
 #            packages); a non-root user; no setuid bits. Rebuilt only when BASE_RECIPE below changes.
-#   2. IMAGE the base + codedance_cli/sandbox/worker.py, labelled with the worker's sha256 so a changed
-#            worker rebuilds this layer alone (seconds).
+#   2. IMAGE the base + the worker package folder codedance_cli/sandbox/worker/ (as /opt/codedance/worker),
+#            labelled with the folder's sha256 so a changed worker rebuilds this layer alone (seconds).
 # Users with a registry can use docker/sandbox/Dockerfile instead (`codedance sandbox build-image --method dockerfile`).
 set -euo pipefail
 
 image=${1:-codedance-sandbox:latest}
 repo=$(cd "$(dirname "$0")/.." && pwd)
-worker=${CODEDANCE_SANDBOX_WORKER:-$repo/codedance_cli/sandbox/worker.py}
+worker=${CODEDANCE_SANDBOX_WORKER:-$repo/codedance_cli/sandbox/worker}
 mirror=${CODEDANCE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 debs_cache=${CODEDANCE_DEBOOTSTRAP_CACHE:-/var/cache/codedance-debootstrap}
 sandbox_uid=10001
@@ -35,10 +35,12 @@ log() { echo "build_sandbox_rootfs [${SECONDS}s]: $*" >&2; }
 sha256() { sha256sum | cut -c1-64; }
 label_of() { docker image inspect --format "{{index .Config.Labels \"$2\"}}" "$1" 2>/dev/null || true; }
 
-[[ -f $worker ]] || { log "missing $worker"; exit 2; }
+[[ -f $worker/__main__.py ]] || { log "missing $worker/__main__.py (the worker package folder)"; exit 2; }
 base_hash=$(printf '%s' "$BASE_RECIPE" | sha256)
 base=codedance-sandbox-base:${base_hash:0:12}
-worker_hash=$(sha256 <"$worker")
+# The folder's hash, as docker_container.worker_sha256() computes it: sha256sum lines of its files (caches left out).
+worker_files() { (cd "$worker" && find . -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | LC_ALL=C sort -z); }
+worker_hash=$(worker_files | (cd "$worker" && xargs -0 -r sha256sum) | sha256)
 
 if [[ $(label_of "$image" org.codedance.worker-sha256) == "$worker_hash" && $(label_of "$image" org.codedance.base-sha256) == "$base_hash" ]]; then
   log "$image is up to date (worker ${worker_hash:0:12})"
@@ -119,19 +121,24 @@ else
   log "base $base exists"
 fi
 
-# Worker layer: create a stopped container from the base, copy the worker in, commit with labels/config.
+# Worker layer: create a stopped container from the base, copy the worker folder in (exactly the hashed files,
+# readable by session uids), commit with labels/config.
 log "adding worker ${worker_hash:0:12} -> $image"
 old_id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 cid=$(docker create --network none "$base" /bin/true)
-trap 'docker rm -f "$cid" >/dev/null 2>&1 || true' EXIT
-docker cp "$worker" "$cid:/opt/codedance/worker.py"
+stage=$(mktemp -d)
+trap 'docker rm -f "$cid" >/dev/null 2>&1 || true; rm -rf "$stage"' EXIT
+mkdir -m 0755 "$stage/worker"
+worker_files | (cd "$worker" && xargs -0 -r cp --parents -t "$stage/worker")
+chmod -R u=rwX,go=rX "$stage/worker"
+docker cp "$stage/worker" "$cid:/opt/codedance/worker"
 docker commit \
   --change "LABEL org.codedance.worker-sha256=$worker_hash" \
   --change "LABEL org.codedance.base-sha256=$base_hash" \
   --change "ENV PYTHONDONTWRITEBYTECODE=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MPLBACKEND=Agg" \
   --change "USER $sandbox_uid:$sandbox_uid" \
   --change "WORKDIR /tmp" \
-  --change 'CMD ["python3", "/opt/codedance/worker.py"]' \
+  --change 'CMD ["python3", "/opt/codedance/worker"]' \
   "$cid" "$image" >/dev/null
 new_id=$(docker image inspect --format '{{.Id}}' "$image")
 if [[ -n $old_id && $old_id != "$new_id" ]]; then docker image rm "$old_id" >/dev/null 2>&1 || true; fi

@@ -278,4 +278,4 @@ def test_dockerfile_and_offline_build_share_the_layout_the_backend_expects(repo_
     script = (repo_root / "scripts" / "build_sandbox_rootfs.sh").read_text()
     for text in (dockerfile, script):
         assert WORKER_IN_IMAGE in text and MPL_CACHE_IN_IMAGE in text
-    assert "COPY worker.py" in dockerfile and "opencv-python-headless" in dockerfile and "pyseccomp" in dockerfile
+    assert f"COPY worker {WORKER_IN_IMAGE}" in dockerfile and "opencv-python-headless" in dockerfile and "pyseccomp" in dockerfile

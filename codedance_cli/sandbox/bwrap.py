@@ -1,7 +1,7 @@
 """The bubblewrap boundary around a local worker: what the worker may see, and how it is started.
 
 Allow-list, not deny-list: the worker sees /usr (read-only), a few files of /etc, the Python
-interpreter and venv (read-only), its own worker.py, a private /tmp and /dev, and one writable
+interpreter and venv (read-only), its own worker package folder, a private /tmp and /dev, and one writable
 directory for its sessions. The project checkout, /root, /home and the host's /tmp are absent.
 """
 
@@ -17,9 +17,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from codedance_cli.sandbox.protocol import WORKER_DIR
+
 log = logging.getLogger(__name__)
 
-SANDBOX_WORKER = "/opt/codedance/worker.py"
+SANDBOX_WORKER = "/opt/codedance/worker"  # the worker package folder, run as `python -I <folder>`
 SANDBOX_SESSIONS = "/sessions"
 SANDBOX_MPLCONFIG = "/opt/codedance/matplotlib"
 ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/fonts", "/etc/localtime", "/etc/alternatives")
@@ -91,7 +93,7 @@ def _parents(path: str) -> list[str]:
     return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def bwrap_argv(bwrap: str, python: str, worker_file: str, mpl_config_dir: str) -> list[str]:
+def bwrap_argv(bwrap: str, python: str, worker_dir: str, mpl_config_dir: str) -> list[str]:
     """bwrap command line for one worker (see module docstring for what is visible)."""
     argv = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     argv += ["--hostname", "sandbox", "--die-with-parent", "--new-session", "--clearenv"]
@@ -125,7 +127,7 @@ def bwrap_argv(bwrap: str, python: str, worker_file: str, mpl_config_dir: str) -
                 made.add(parent)
         argv += ["--ro-bind", root, root]
     argv += ["--perms", "0755", "--dir", "/opt", "--perms", "0755", "--dir", "/opt/codedance"]
-    argv += ["--ro-bind", worker_file, SANDBOX_WORKER]
+    argv += ["--ro-bind", worker_dir, SANDBOX_WORKER]
     argv += ["--bind", mpl_config_dir, SANDBOX_MPLCONFIG]
     # the session area is the worker's own tmpfs: it vanishes with the sandbox even if nobody cleans up
     argv += ["--perms", "0711", "--size", str(SESSIONS_BYTES), "--tmpfs", SANDBOX_SESSIONS, "--chdir", SANDBOX_SESSIONS]
@@ -141,17 +143,17 @@ def launch_plan(
 
     `session_dir` (a host directory) is used only without bwrap; inside bwrap sessions live on a private tmpfs.
     """
-    worker_file = str(Path(__file__).with_name("worker.py"))
+    worker_dir = str(WORKER_DIR)
     extra = ["--uid-base", str(uid_base), "--uid-count", "1000"] + ([] if use_seccomp else ["--no-seccomp"])
     bwrap = bwrap_usable() if use_bwrap else None
     if bwrap is not None:
-        argv = bwrap_argv(bwrap, python, worker_file, mpl_config_dir) + extra
+        argv = bwrap_argv(bwrap, python, worker_dir, mpl_config_dir) + extra
         return WorkerLaunch(argv=argv, env={}, cwd="/", isolated=True)
     if use_bwrap:
         _warn_once("bubblewrap is unavailable: local workers run without filesystem/network/pid namespaces "
                    "(rlimits, seccomp and per-session uids still apply); install it with `apt-get install bubblewrap`")
     session_dir = session_dir or tempfile.mkdtemp(prefix="codedance-sbx-")
-    argv = [python, "-I", worker_file, "--session-root", session_dir, *extra]
+    argv = [python, "-I", worker_dir, "--session-root", session_dir, *extra]
     return WorkerLaunch(argv=argv, env=worker_env(mpl_config_dir), cwd=session_dir, isolated=False)
 
 

@@ -45,7 +45,7 @@ def build_image(
     )] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")] = False,
 ) -> None:
-    """Build the sandbox Docker image (skipped when it already holds this checkout's worker.py)."""
+    """Build the sandbox Docker image (skipped when it already holds this checkout's worker package)."""
     import json
     from dataclasses import asdict
 

@@ -109,7 +109,7 @@ class DockerSandbox(Sandbox):
         except docker.errors.ImageNotFound as exc:
             raise WorkerError(f"sandbox image {image_name} not found; build it with `codedance sandbox build-image`") from exc
         if (image.labels or {}).get(WORKER_LABEL) not in (None, worker_sha256()):
-            log.warning("sandbox image %s holds an older worker.py than this checkout; rebuild it with "
+            log.warning("sandbox image %s holds an older worker than this checkout; rebuild it with "
                         "`codedance sandbox build-image`", image_name)
 
     @property

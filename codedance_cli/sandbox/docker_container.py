@@ -19,11 +19,11 @@ import random
 from typing import Any
 
 from codedance_cli.recipes.common import SandboxConfig
-from codedance_cli.sandbox.protocol import WORKER_FILE, WorkerClient, WorkerError
+from codedance_cli.sandbox.protocol import WorkerClient, WorkerError, worker_files
 
 log = logging.getLogger(__name__)
 
-WORKER_IN_IMAGE = "/opt/codedance/worker.py"
+WORKER_IN_IMAGE = "/opt/codedance/worker"  # the worker package folder, run as `python3 -I <folder>`
 MPL_CACHE_IN_IMAGE = "/opt/codedance/mplconfig"  # prebuilt font cache, copied to the writable /tmp at start
 MPL_CACHE_RUNTIME = "/tmp/mplconfig"
 WORKER_LABEL = "org.codedance.worker-sha256"
@@ -40,8 +40,13 @@ _serial = itertools.count(random.randrange(1000))
 
 
 def worker_sha256() -> str:
-    """Hash of the worker this checkout ships; the image carries the hash of the worker it contains."""
-    return hashlib.sha256(WORKER_FILE.read_bytes()).hexdigest()
+    """Hash of the worker folder this checkout ships; the image carries the hash of the worker it contains.
+
+    sha256 of `sha256sum`-style lines ("<file sha256>  ./<path>"), one per file in sorted order, so that
+    scripts/build_sandbox_rootfs.sh computes the same value with coreutils.
+    """
+    lines = "".join(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  ./{name}\n" for name, path in worker_files())
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def docker_client() -> Any:

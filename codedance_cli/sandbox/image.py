@@ -1,7 +1,7 @@
 """Building the sandbox image: offline (mmdebstrap/debootstrap rootfs + `docker import`) or from the shipped Dockerfile.
 
-Both paths label the image with the sha256 of the `worker.py` it contains, so a changed worker is rebuilt and
-an unchanged one costs nothing. The offline path is the one that works without a registry (this project's CI);
+Both paths label the image with a sha256 of the worker folder (`sandbox/worker/`) it contains, so a changed
+worker is rebuilt and an unchanged one costs nothing. The offline path is the one that works without a registry (this project's CI);
 its script also caches the Debian base layer separately, so a new worker rebuilds in about a second.
 """
 
@@ -18,7 +18,7 @@ from typing import Literal
 
 from codedance_cli.errors import BadInput, EngineFailed
 from codedance_cli.sandbox.docker_container import WORKER_LABEL, worker_sha256
-from codedance_cli.sandbox.protocol import WORKER_FILE
+from codedance_cli.sandbox.protocol import worker_files
 
 Method = Literal["auto", "rootfs", "dockerfile"]
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -103,7 +103,7 @@ def build_image(image: str = "codedance-sandbox:latest", method: Method = "auto"
 
 
 def _build_dockerfile(image: str, force: bool, on_line: Callable[[str], None] | None, python_image: str | None) -> None:
-    """`docker build` of docker/sandbox/Dockerfile with a two-file context (the Dockerfile and worker.py).
+    """`docker build` of docker/sandbox/Dockerfile with a small context: the Dockerfile and the worker folder.
 
     `--network host` because an engine started with `--bridge=none` (ours) has no default network for RUN steps.
     """
@@ -117,12 +117,23 @@ def _build_dockerfile(image: str, force: bool, on_line: Callable[[str], None] | 
         return
     with tempfile.TemporaryDirectory(prefix="codedance-sandbox-build-") as context:
         shutil.copy(DOCKERFILE, Path(context) / "Dockerfile")
-        shutil.copy(WORKER_FILE, Path(context) / "worker.py")
+        _stage_worker(Path(context) / "worker")
         argv = ["docker", "build", "--force-rm", "--network", "host", "-t", image, "--label", f"{WORKER_LABEL}={worker_sha256()}",
                 "--label", f"{DOCKERFILE_LABEL}={dockerfile_hash}"]
         if python_image:
             argv += ["--build-arg", f"PYTHON_IMAGE={python_image}"]
         _run_logged([*argv, context], on_line)
+
+
+def _stage_worker(folder: Path) -> None:
+    """Copy exactly the hashed worker files (no host __pycache__), readable by session uids whatever the umask."""
+    for name, path in worker_files():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        target.chmod(0o644)
+    for sub in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
+        sub.chmod(0o755)
 
 
 def _require(path: Path) -> Path:

@@ -1,6 +1,6 @@
 """The local backend: a few warm workers (bubblewrap-wrapped when possible), sessions spread over them.
 
-Each worker is a long-lived `worker.py` process that has pre-imported numpy/PIL/cv2/matplotlib
+Each worker is a long-lived process (the `worker/` package) that has pre-imported numpy/PIL/cv2/matplotlib
 and forks one locked-down child per session. This module only schedules: it starts workers,
 places sessions on the least-loaded one, recycles a worker after `sessions_per_worker` sessions
 or when it dies, and moves a session whose worker died to a fresh worker (variables lost, said so).

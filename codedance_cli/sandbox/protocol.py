@@ -1,9 +1,10 @@
 """The orchestrator's side of the warm-worker protocol, shared by the local and Docker backends.
 
-The worker (`worker.py`) is a self-contained file that may run inside bubblewrap or inside a
-container; whatever carries its stdin/stdout (a pipe, `docker run -i`, an attached socket) is
-wrapped in an asyncio reader/writer pair and handed to `WorkerClient`. Frames are a 4-byte
-big-endian length followed by a UTF-8 JSON object; docs/sandbox.md lists every message.
+The worker (the `worker/` package next to this file) is self-contained and may run inside bubblewrap
+or inside a container; whatever carries its stdin/stdout (a pipe, `docker run -i`, an attached socket)
+is wrapped in an asyncio reader/writer pair and handed to `WorkerClient`. Frames are a 4-byte
+big-endian length followed by a UTF-8 JSON object, defined once in `worker/framing.py` and imported
+from there; docs/sandbox.md lists every message.
 """
 
 from __future__ import annotations
@@ -13,45 +14,47 @@ import base64
 import contextlib
 import io
 import itertools
-import json
-import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from codedance_cli.recipes.common import SandboxConfig
+from codedance_cli.sandbox.worker.framing import HEADER, decode_body, encode_frame, frame_size
 from codedance_cli.trajectory.schema import Observation
 
-HEADER = struct.Struct(">I")
-MAX_FRAME_BYTES = 512 << 20
-WORKER_FILE = Path(__file__).with_name("worker.py")
+# The folder that runs inside the sandbox: bind-mounted by bwrap, copied into the Docker image, hashed for its label.
+WORKER_DIR = Path(__file__).with_name("worker")
 
 
 class WorkerError(RuntimeError):
     """The worker refused a request or is gone; the session should be reopened elsewhere."""
 
 
-def encode_frame(message: dict[str, Any]) -> bytes:
-    data = json.dumps(message, separators=(",", ":")).encode()
-    return HEADER.pack(len(data)) + data
+def worker_files() -> Iterator[tuple[str, Path]]:
+    """The worker folder's files as (posix path relative to it, path), sorted; caches (__pycache__, .pyc) left out.
+
+    This is what goes into the image and what its label hashes (scripts/build_sandbox_rootfs.sh lists the same).
+    """
+    found = [
+        (path.relative_to(WORKER_DIR).as_posix(), path) for path in WORKER_DIR.rglob("*")
+        if path.is_file() and "__pycache__" not in path.relative_to(WORKER_DIR).parts and path.suffix != ".pyc"
+    ]
+    yield from sorted(found)
 
 
 async def read_frame(reader: asyncio.StreamReader) -> dict[str, Any] | None:
-    """One frame, or None at end of stream."""
+    """One frame, or None at end of stream; a frame over the worker's own size limit is a protocol error."""
     try:
         header = await reader.readexactly(HEADER.size)
-        (size,) = HEADER.unpack(header)
-        if size > MAX_FRAME_BYTES:
-            raise WorkerError(f"worker sent a frame of {size} bytes")
-        return json.loads(await reader.readexactly(size))
+        return decode_body(await reader.readexactly(frame_size(header)))
     except asyncio.IncompleteReadError:
         return None
 
 
 def limits_from_config(config: SandboxConfig) -> dict[str, int]:
-    """The per-session limits the worker applies (names match worker.DEFAULT_LIMITS)."""
+    """The per-session limits the worker applies (names match worker/loop.py DEFAULT_LIMITS)."""
     return {
         "cpu_s": config.cpu_s,
         "memory_mb": config.memory_mb,
