@@ -2,7 +2,7 @@
 # System packages the sandbox and tests need, and a running Docker engine.
 # Idempotent: installs only what is missing, starts dockerd only if none answers.
 set -euo pipefail
-packages=(bubblewrap docker.io mmdebstrap debootstrap runsc chromium)  # chromium: the eval viewer test (headless)
+packages=(bubblewrap docker.io mmdebstrap debootstrap runsc chromium)  # chromium: the viewer tests (headless layout probes)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -287,6 +287,8 @@ window.addEventListener('load', () => {
   b.images = images.length;
   b.imagesDecoded = images.filter(i => i.complete && i.naturalWidth > 0).length;
   b.codeCells = document.querySelectorAll('div.code').length;
+  const said = (card, where) => card.querySelector(where + ' .predicted').innerText;
+  b.predictedDisagree = [...document.querySelectorAll('.traj')].filter(c => said(c, '.head') !== said(c, '.answer')).length;
   b.visibleAll = visible();
   document.querySelector('button[data-label="wrong"]').click();
   b.visibleWrong = visible();
@@ -317,5 +319,6 @@ def test_viewer_renders_images_and_code_in_headless_chromium(tool_run, tmp_path)
     # each sample: its input image + the crop its code returned; all decoded by the browser
     assert int(data["images"]) == 2 * samples and data["images-decoded"] == data["images"]
     assert int(data["code-cells"]) == samples
+    assert data["predicted-disagree"] == "0"  # each card's heading and answer box name the same graded answer
     assert (int(data["visible-all"]), int(data["visible-wrong"]), int(data["visible-correct"])) == (samples, wrong, samples - wrong)
     assert "input_image.crop" in dom and "size" in dom

@@ -165,7 +165,7 @@ def run(
     if html is not None:
         from codedance_cli.trajectory.html import write_html
 
-        console.print(f"html: {write_html(html, [trajectory], title=question[:80])}")
+        console.print(f"html: {write_html(html, [trajectory], title=question)}")  # the page cuts it at a word
     if as_json:
         print(trajectory_json(trajectory, saved))
     return trajectory

@@ -201,6 +201,19 @@ def _reasoning(text: str, code_spans: list[_Span], flags: set[str]) -> str:
     return text[:cut].replace("</think>", "").strip()
 
 
+def code_and_answer_regions(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, "code" | "answer") of every Python code block, tool call and answer tag in `text`, in order,
+    as `parse_turn` finds them (an unterminated one runs to the end).
+
+    Why: a viewer shows the model's prose (the text outside these) beside the extracted code and answer; cutting
+    with the parser's own spans means an unterminated fence is shown once, as code, and never again as prose.
+    """
+    text = text[:MAX_PARSE_CHARS]
+    code = _fenced_blocks(text) + _tagged(text, _TOOL_OPEN, _TOOL_CLOSE)
+    answers = [span for span in _tagged(text, _ANSWER_OPEN, _ANSWER_CLOSE) if not _inside(span.start, code)]
+    return sorted([(span.start, span.end, "code") for span in code] + [(span.start, span.end, "answer") for span in answers])
+
+
 def parse_turn(text: str, version: str) -> ParsedTurn:
     """Parse one assistant message under a prompt version (see the module docstring for every case)."""
     toolcall = is_toolcall(version)

@@ -21,6 +21,7 @@ from typing import Any
 from PIL import Image
 
 from codedance_cli.recipes.common import SandboxConfig
+from codedance_cli.sandbox.trace_paths import scrub_host_paths
 from codedance_cli.sandbox.worker.framing import HEADER, decode_body, encode_frame, frame_size
 from codedance_cli.trajectory.schema import Observation
 
@@ -80,12 +81,14 @@ def encode_input_image(image: Image.Image | bytes | Path | str) -> str:
 
 
 def observation_from_wire(payload: dict[str, Any]) -> Observation:
+    """The worker's reply as an Observation; tracebacks and warnings lose the sandbox Python's install folder."""
+    error = payload.get("error")
     return Observation(
         stdout=payload.get("stdout", ""),
-        stderr=payload.get("stderr", ""),
+        stderr=scrub_host_paths(payload.get("stderr", "")),
         images=[base64.b64decode(item) for item in payload.get("images", [])],
         error_type=payload.get("error_type"),
-        error=payload.get("error"),
+        error=scrub_host_paths(error) if error else error,
         duration_s=float(payload.get("duration_s", 0.0)),
         timed_out=bool(payload.get("timed_out", False)),
         truncated=bool(payload.get("truncated", False)),
