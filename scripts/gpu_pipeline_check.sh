@@ -33,8 +33,8 @@ source "$(dirname "$0")/gpu_lib.sh"
 sft() {  # sft NAME PROMPT_VERSION
   codedance sft recipes/nano/sft.yaml --set model="$WORK/model" --set dataset.path="$WORK/train" \
     --set output_dir="$WORK/$1" --set prompt_version="$2" --set swift_command="$(command -v swift)" \
-    --set max_pixels="${PIXELS:-200704}" --set parts.freeze_vit="${FREEZE_VIT:-false}" \
-    --set train.torch_dtype="$DTYPE" --set train.max_steps="${STEPS:-1000}" \
+    --set model.max_pixels="${PIXELS:-200704}" --set parts.freeze_vit="${FREEZE_VIT:-false}" \
+    --set model.dtype="$DTYPE" --set train.max_steps="${STEPS:-1000}" \
     --set train.per_device_train_batch_size="${BATCH:-16}" --set train.learning_rate="${LR:-5e-4}" \
     --set train.lr_scheduler_type=cosine --set train.attn_impl=sdpa --set train.dataloader_num_workers="${LOADERS:-6}" \
     --set train.logging_steps=20 --set train.save_steps="${STEPS:-1000}" &&

@@ -58,8 +58,8 @@ train() {
     --vision-depth 4 --vision-hidden-size 256 --dtype "$DTYPE" | tee "$LOGS/model.txt"
   timed sft-tool codedance sft recipes/nano/sft.yaml --set model="$WORK/model" --set dataset.path="$WORK/train" \
     --set output_dir="$WORK/sft-tool" --set prompt_version=codedance-v1 --set swift_command="$(command -v swift)" \
-    --set max_pixels="${PIXELS:-200704}" --set parts.freeze_vit=false \
-    --set train.torch_dtype="$DTYPE" --set train.max_steps="${STEPS:-1000}" \
+    --set model.max_pixels="${PIXELS:-200704}" --set parts.freeze_vit=false \
+    --set model.dtype="$DTYPE" --set train.max_steps="${STEPS:-1000}" \
     --set train.per_device_train_batch_size=16 --set train.learning_rate=5e-4 \
     --set train.lr_scheduler_type=cosine --set train.attn_impl=sdpa --set train.dataloader_num_workers=6 \
     --set train.logging_steps=20 --set train.save_steps="${STEPS:-1000}"
@@ -76,9 +76,9 @@ rl_run() {  # rl_run VARIANT-sSEED
     --set sandbox.workers=8 --set sandbox.timeout_s=10 \
     --set train.max_steps="${RL_STEPS:-40}" --set train.save_steps="${RL_STEPS:-40}" --set train.epochs=10 \
     --set train.rollout_n="${ROLLOUTS:-8}" --set train.learning_rate="${RL_LR:-2e-5}" --set train.seed="$seed" \
-    --set swift.torch_dtype="$DTYPE" --set swift.per_device_train_batch_size="${RL_BATCH:-32}" \
+    --set swift.per_device_train_batch_size="${RL_BATCH:-32}" \
     --set swift.max_completion_length="${COMPLETION:-512}" --set swift.max_length=8192 \
-    --set swift.image_max_pixels="${PIXELS:-200704}" $reward || return  # errexit is off under `timed`
+    $reward || return  # errexit is off under `timed`
   cp "$WORK/rl-$run/checkpoints/logging.jsonl" "$LOGS/rl_${run}_logging.jsonl"
   gzip -c "$WORK/rl-$run/rewards.jsonl" > "$LOGS/rl_${run}_rewards.jsonl.gz"
 }

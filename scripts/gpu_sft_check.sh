@@ -44,8 +44,8 @@ trap 'kill $SMI 2>/dev/null || true' EXIT
 SWIFT=$(command -v swift)
 START=$(date +%s)
 $PY -m codedance_cli sft recipes/nano/sft.yaml \
-  --set model="$WORK/model" --set dataset.path="$WORK/data" --set output_dir="$WORK/sft" --set swift_command="$SWIFT" --set max_pixels=401408 \
-  --set train.torch_dtype=bfloat16 --set train.max_steps="$STEPS" --set train.per_device_train_batch_size="$BATCH" \
+  --set model="$WORK/model" --set dataset.path="$WORK/data" --set output_dir="$WORK/sft" --set swift_command="$SWIFT" --set model.max_pixels=401408 \
+  --set model.dtype=bfloat16 --set train.max_steps="$STEPS" --set train.per_device_train_batch_size="$BATCH" \
   --set train.learning_rate=1e-4 --set train.gradient_checkpointing=true --set train.attn_impl=sdpa \
   --set train.dataloader_num_workers=4 --set train.logging_steps=5 --set train.save_steps="$STEPS" \
   --set train.max_length=8192 2>&1 | tail -n 5

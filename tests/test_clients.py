@@ -232,4 +232,6 @@ def test_vllm_client_batches_concurrent_requests_and_composes_params():
     assert sampling_kwargs(16, 0.0, 0.9, ["</answer>"]) == {"max_tokens": 16, "temperature": 0.0, "top_p": 1.0, "stop": ["</answer>"]}
     kwargs = engine_kwargs(ModelSpec(path="/ckpt", dtype="bfloat16"), tensor_parallel_size=2, max_model_len=8192)
     assert kwargs["model"] == "/ckpt" and kwargs["tensor_parallel_size"] == 2 and kwargs["max_model_len"] == 8192
-    assert kwargs["mm_processor_kwargs"]["max_pixels"] == ModelSpec().max_pixels
+    assert kwargs["mm_processor_kwargs"] == {}  # no budget in the recipe: vLLM keeps the one saved with the checkpoint
+    capped = engine_kwargs(ModelSpec(path="/ckpt", max_pixels=200704))
+    assert capped["mm_processor_kwargs"] == {"max_pixels": 200704}

@@ -142,7 +142,7 @@ def test_the_real_processor_and_the_image_only_one_give_the_model_the_same_input
     assert float((ours["pixel_values"] - theirs["pixel_values"]).abs().mean()) < 0.01
 
 
-def test_a_pixel_budget_above_the_checkpoints_saved_one_is_warned_about(tiny_model_dir, caplog):
+def test_a_pixel_budget_above_the_checkpoints_saved_one_is_warned_about(tiny_model_dir, capsys):
     from codedance_cli.models.pixel_budget import check_pixel_budget, saved_max_pixels
 
     assert saved_max_pixels(str(tiny_model_dir)) == 64 * 28 * 28
@@ -151,10 +151,14 @@ def test_a_pixel_budget_above_the_checkpoints_saved_one_is_warned_about(tiny_mod
     assert check_pixel_budget(str(tiny_model_dir), 16 * 28 * 28) is None  # capping below the saved budget is routine
     message = check_pixel_budget(str(tiny_model_dir), 256 * 28 * 28)
     assert message is not None and "200704" in message and "50176" in message and "256 visual tokens instead of 64" in message
-    with caplog.at_level("WARNING", logger="codedance_cli.clients.transformers_local"):
-        made = TransformersClient(str(tiny_model_dir), device="cpu", dtype="float32", max_pixels=256 * 28 * 28, max_batch_size=1)
+    from codedance_cli.clients.factory import create_client
+    from codedance_cli.recipes.common import ModelSpec
+
+    made = create_client(ModelSpec(path=str(tiny_model_dir), backend="transformers", device="cpu", dtype="float32", max_pixels=256 * 28 * 28))
     asyncio.run(made.aclose())
-    assert any("exceeds the pixel budget saved" in record.getMessage() for record in caplog.records)
+    assert "warning: model.max_pixels=200704 exceeds the pixel budget saved" in capsys.readouterr().err
+    unset = ModelSpec.model_validate(str(tiny_model_dir))  # a plain string is the path; the budget defaults to the saved one
+    assert unset.path == str(tiny_model_dir) and unset.max_pixels is None
 
 
 def test_no_saved_budget_means_no_warning(tmp_path):

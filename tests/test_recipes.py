@@ -11,7 +11,7 @@ from codedance_cli.errors import BadInput
 from codedance_cli.recipes import load_recipe
 from conftest import REPO_ROOT, run_codedance
 
-SHIPPED = sorted(p for p in (REPO_ROOT / "recipes").rglob("*.yaml") if p.name != "base.yaml")
+SHIPPED = sorted(p for p in (REPO_ROOT / "recipes").rglob("*.yaml") if not p.name.endswith("base.yaml"))  # *base.yaml: shared sections, no stage
 
 
 def _write(folder: Path, name: str, text: str) -> Path:

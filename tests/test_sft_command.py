@@ -130,3 +130,19 @@ def test_dry_run_without_data_prints_the_plan_and_warns(tiny_model_dir: Path, tm
     assert result.returncode == 0, result.stderr
     assert "swift" in result.stdout and "--dataset" in result.stdout
     assert f"warning: dataset.path: {missing} does not exist" in result.stderr
+
+
+def test_one_model_section_a_path_shorthand_keeps_the_base_recipes_settings(tiny_model_dir: Path, dataset: Path) -> None:
+    """The nano recipes put device, dtype and pixel budget in model_base.yaml once; `--set model=PATH` (or a stage's
+    `model: PATH`) changes only where the model comes from."""
+    recipe = load_recipe(NANO, [f"model={tiny_model_dir}", f"dataset.path={dataset}"])
+    assert recipe.model.path == str(tiny_model_dir) and recipe.model.dtype == "float32" and recipe.model.max_pixels == 50176
+    rl = load_recipe(Path(NANO).with_name("rl.yaml"), [f"model={tiny_model_dir}"])
+    assert rl.model.dtype == "float32" and rl.model.max_pixels == 50176
+    unset = load_recipe(Path(NANO).with_name("rl.yaml"), [f"model={tiny_model_dir}", "model.max_pixels=null"])
+    assert unset.rollout_max_pixels() == 64 * 28 * 28  # unset: the budget the checkpoint records (the tiny model's)
+
+
+def test_training_needs_a_model_path_not_an_endpoint(dataset: Path) -> None:
+    with pytest.raises(BadInput, match=r"model\.path is required"):
+        load_recipe(NANO, ["model={endpoint: 'http://127.0.0.1:8000/v1'}", f"dataset.path={dataset}"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 from codedance_cli.clients.base import ModelClient
@@ -44,6 +45,7 @@ def create_client(spec: ModelSpec, *, concurrency: int = 64) -> ModelClient:
         return OpenAIClient.from_spec(spec, concurrency=concurrency)
     if not spec.path:
         raise BadInput(f"model.path: required for backend {backend!r} (a local model folder or hub id)")
+    warn_pixel_budget(spec)
     if backend == "vllm":
         from codedance_cli.clients.vllm_offline import VLLMClient
 
@@ -51,3 +53,11 @@ def create_client(spec: ModelSpec, *, concurrency: int = 64) -> ModelClient:
     from codedance_cli.clients.transformers_local import TransformersClient
 
     return TransformersClient.from_spec(spec)
+
+
+def warn_pixel_budget(spec: ModelSpec) -> None:
+    """Say so on stderr when the recipe asks for more pixels per image than the checkpoint was trained at."""
+    from codedance_cli.models.pixel_budget import check_pixel_budget
+
+    if spec.path and (warning := check_pixel_budget(spec.path, spec.max_pixels)) is not None:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)

@@ -24,7 +24,6 @@ from PIL import Image
 from codedance_cli.clients.base import Generation, Messages
 from codedance_cli.clients.generate_batcher import GenerateBatcher
 from codedance_cli.errors import BadInput
-from codedance_cli.models.pixel_budget import check_pixel_budget
 from codedance_cli.models.qwen_processor import load_processor
 from codedance_cli.loop.format import decode_data_url
 
@@ -208,8 +207,6 @@ class TransformersClient:
             processor_kwargs["max_pixels"] = max_pixels
         if min_pixels is not None:
             processor_kwargs["min_pixels"] = min_pixels
-        if (warning := check_pixel_budget(path, max_pixels)) is not None:
-            log.warning(warning)
         try:
             self.processor = load_processor(path, **processor_kwargs)
             self.model = load_model(path, resolve_dtype(dtype, self.device)).to(self.device)

@@ -35,7 +35,7 @@ def engine_kwargs(spec: Any, *, tensor_parallel_size: int = 1, gpu_memory_utiliz
         "dtype": spec.dtype,
         "tensor_parallel_size": tensor_parallel_size,
         "gpu_memory_utilization": gpu_memory_utilization,
-        "mm_processor_kwargs": {"max_pixels": spec.max_pixels, "min_pixels": spec.min_pixels},
+        "mm_processor_kwargs": {key: value for key, value in (("max_pixels", spec.max_pixels), ("min_pixels", spec.min_pixels)) if value is not None},  # unset: the checkpoint's own
         "limit_mm_per_prompt": {"image": 16},
     }
     if max_model_len is not None:

@@ -7,15 +7,21 @@ thing in synth, filter, rl and eval.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from codedance_cli.recipes.base import RecipeModel
 
 
+TRAINING_MAX_PIXELS = 1280 * 28 * 28  # Qwen2.5-VL's usual training budget: training starts from it unless told otherwise
+
+
 class ModelSpec(RecipeModel):
-    """Where a model comes from: a local folder / hub id loaded in-process, or a served endpoint."""
+    """Where a model comes from and how it is loaded: the same section in every stage that loads one.
+
+    A plain string is read as `path` (`model: artifacts/nano/sft/last`, `--set model=...`).
+    """
 
     path: str | None = Field(None, description="Local model folder or hub id (e.g. Qwen/Qwen2.5-VL-7B-Instruct).")
     endpoint: str | None = Field(None, description="Base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
@@ -24,12 +30,33 @@ class ModelSpec(RecipeModel):
     backend: Literal["auto", "openai", "transformers", "vllm"] = Field(
         "auto", description="auto: endpoint if set, else vllm if importable and a GPU is present, else transformers."
     )
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Weights dtype for in-process backends.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights dtype: auto is the checkpoint's own for inference and bfloat16 for training (sft, rl)."
+    )
     device: str = Field("auto", description="torch device for the transformers backend (auto, cpu, cuda, cuda:1).")
-    max_pixels: int = Field(1280 * 28 * 28, description="Pixel budget per image given to the processor.")
-    min_pixels: int = Field(4 * 28 * 28, description="Lower pixel bound per image given to the processor.")
+    max_pixels: int | None = Field(
+        None,
+        description="Pixel budget per image. Unset: inference uses the budget saved with the checkpoint (what `codedance sft` "
+        f"trained at); rl starts from it too; sft uses {TRAINING_MAX_PIXELS} (1280 * 28 * 28). A budget above the saved one is warned about.",
+    )
+    min_pixels: int | None = Field(None, description="Lower pixel bound per image; unset keeps the checkpoint's own.")
     request_timeout_s: float = Field(300.0, description="HTTP timeout per generation request.")
     max_retries: int = Field(5, description="Retries with exponential backoff on HTTP errors / 429.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_shorthand(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
+
+    def training_dtype(self) -> str:
+        """The dtype a training engine gets: bfloat16 unless the recipe names one."""
+        return "bfloat16" if self.dtype == "auto" else self.dtype
+
+    def require_path(self, field: str) -> str:
+        """The local folder or hub id a training engine loads (an endpoint cannot be trained)."""
+        if not self.path:
+            raise ValueError(f"{field}.path is required: training loads a local folder or hub id, not an endpoint")
+        return self.path
 
 
 class DockerSandboxConfig(RecipeModel):

@@ -56,14 +56,27 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+PATH_SHORTHAND_KEYS = frozenset({"model"})  # sections where a plain string means {path: string} (ModelSpec)
+
+
+def merged_value(key: str, old: Any, new: Any) -> Any:
+    """`new` over `old`: mappings merge key by key; a path string over a model section keeps the section's other settings.
+
+    So `model: artifacts/x` (or `--set model=artifacts/x`) over a base recipe's `model: {device: cpu, dtype: float32}`
+    changes only where the model comes from.
+    """
+    if isinstance(new, dict) and isinstance(old, dict):
+        return deep_merge(old, new)
+    if isinstance(new, str) and isinstance(old, dict) and key in PATH_SHORTHAND_KEYS:
+        return {**old, "path": new}
+    return new
+
+
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Mappings merge key by key; anything else in `override` replaces `base`."""
+    """Mappings merge key by key; anything else in `override` replaces `base` (see merged_value)."""
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
+        merged[key] = merged_value(key, merged.get(key), value)
     return merged
 
 
@@ -116,7 +129,8 @@ def _set_path(root: dict[str, Any], parts: list[str], value: Any, item: str) -> 
                 raise BadInput(f"--set {item!r}: {where} is a list of {len(node)}{indices}")
             slot = int(part)
         if depth == len(parts) - 1:
-            node[slot] = value
+            old = node[slot] if isinstance(slot, int) else node.get(slot)
+            node[slot] = merged_value(part, old, value) if isinstance(value, str) else value
             return
         child = node[slot] if isinstance(slot, int) else node.get(slot)
         child = dict(child) if isinstance(child, dict) else list(child) if isinstance(child, list) else {}

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from codedance_cli.recipes.base import RecipeModel, StageRecipe
-from codedance_cli.recipes.common import LoopConfig, SandboxConfig
+from codedance_cli.recipes.common import LoopConfig, ModelSpec, SandboxConfig
 
 
 class RewardConfig(RecipeModel):
@@ -118,7 +118,6 @@ class SwiftConfig(RecipeModel):
     train_type: Literal["full", "lora"] = Field("full", description="--tuner_type (ms-swift 4 name of train_type): full or lora.")
     model_type: str | None = Field(None, description="--model_type when ms-swift cannot tell from the checkpoint (e.g. qwen2_5_vl).")
     template: str | None = Field(None, description="--template when ms-swift finds several candidates (e.g. qwen2_5_vl).")
-    torch_dtype: Literal["float32", "bfloat16", "float16"] = Field("bfloat16", description="--torch_dtype (float32 on CPU).")
     per_device_train_batch_size: int = Field(2, description="--per_device_train_batch_size (completions per device per step).")
     gradient_accumulation_steps: int = Field(1, description="--gradient_accumulation_steps.")
     max_completion_length: int = Field(1024, description="--max_completion_length: tokens per generation call.")
@@ -126,17 +125,13 @@ class SwiftConfig(RecipeModel):
     use_vllm: bool = Field(False, description="--use_vllm: vLLM colocate rollout (GPU); False uses transformers generation (works on CPU).")
     logging_steps: int = Field(1, description="--logging_steps.")
     dataloader_num_workers: int = Field(0, description="--dataloader_num_workers.")
-    image_max_pixels: int = Field(
-        1280 * 28 * 28,
-        description="MAX_PIXELS for the stock qwen2_5_vl template (qwen_vl_utils); codedance_qwen2_5_vl uses the processor's own budget.",
-    )
     extra_args: list[str] = Field(default_factory=list, description="Further `swift rlhf` arguments appended verbatim.")
 
 
 class RlRecipe(StageRecipe):
     stage: Literal["rl"] = "rl"
     engine: Literal["verl", "swift"] = Field("verl", description="verl for clusters; swift (ms-swift GRPO) for one machine.")
-    model: str = Field(description="The SFT checkpoint to start from.")
+    model: ModelSpec = Field(description="The SFT checkpoint to start from (path), its dtype and pixel budget (unset: the one it was trained at).")
     dataset: Path = Field(description="RL items in the trajectory format (question, images, ground truth, metadata.difficulty).")
     val_dataset: Path | None = Field(None, description="Validation items in the trajectory format (verl only).")
     output_dir: Path = Field(description="Where the run folder (exported data, configs, checkpoints, logs) goes.")
@@ -150,3 +145,16 @@ class RlRecipe(StageRecipe):
     train: TrainConfig = Field(default_factory=TrainConfig, description="GRPO settings shared by both engines.")
     verl: VerlConfig = Field(default_factory=VerlConfig, description="verl-only settings.")
     swift: SwiftConfig = Field(default_factory=SwiftConfig, description="ms-swift-only settings.")
+
+    @field_validator("model")
+    @classmethod
+    def _trainable(cls, model: ModelSpec) -> ModelSpec:
+        model.require_path("model")
+        return model
+
+    def rollout_max_pixels(self) -> int:
+        """The pixel budget of rollouts: the recipe's, else the one the starting checkpoint was trained at."""
+        from codedance_cli.models.pixel_budget import saved_max_pixels
+        from codedance_cli.recipes.common import TRAINING_MAX_PIXELS
+
+        return self.model.max_pixels or saved_max_pixels(self.model.path or "") or TRAINING_MAX_PIXELS

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from codedance_cli.recipes.base import RecipeModel, StageRecipe
-from codedance_cli.recipes.common import DataRef
+from codedance_cli.recipes.common import DataRef, ModelSpec
 
 
 class SftTrainConfig(RecipeModel):
@@ -28,7 +28,6 @@ class SftTrainConfig(RecipeModel):
     weight_decay: float = Field(0.1, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, description="Gradient clipping norm.")
     max_length: int = Field(8192, description="Tokens per sample (text + image tokens); longer samples are dropped.")
-    torch_dtype: Literal["bfloat16", "float16", "float32"] = Field("bfloat16", description="Weights/compute dtype (float32 on CPU).")
     gradient_checkpointing: bool = Field(True, description="Recompute activations in backward to save memory.")
     deepspeed: Literal["none", "zero1", "zero2", "zero3", "zero3_offload"] = Field(
         "none", description="ms-swift's built-in DeepSpeed config; zero3 shards weights, grads and optimizer state.")
@@ -69,7 +68,7 @@ class SftDistributed(RecipeModel):
 
 class SftRecipe(StageRecipe):
     stage: Literal["sft"] = "sft"
-    model: str = Field(description="Model folder (or hub id) to fine-tune; a folder must hold config.json.")
+    model: ModelSpec = Field(description="The model to fine-tune (path: a folder holding config.json, or a hub id), its dtype and pixel budget.")
     model_type: str = Field("qwen2_5_vl", description="ms-swift --model_type (a tiny local model cannot be guessed from its name).")
     template: str = Field("qwen2_5_vl", description="ms-swift --template: how messages become tokens (and which get loss).")
     dataset: DataRef = Field(description="Training trajectories (parquet folder/file); exported to ms-swift jsonl first.")
@@ -77,11 +76,15 @@ class SftRecipe(StageRecipe):
     prompt_version: str | None = Field(None, description="Render with this prompt version; default: each trajectory's own. direct-v1 trains the no-tool baseline (question -> answer turn only).")
     only_correct: bool = Field(False, description="Export only trajectories whose final answer was judged correct (metadata.correct).")
     output_dir: Path = Field(description="Where checkpoints go; `last` links to the final one.")
-    max_pixels: int = Field(1003520, description="Pixel budget per image (MAX_PIXELS for Qwen's vision utils, and --max_pixels).")
-    min_pixels: int | None = Field(None, description="MIN_PIXELS lower bound per image; unset keeps Qwen's default.")
     parts: SftModelParts = Field(default_factory=SftModelParts, description="Full/LoRA and frozen parts.")
     train: SftTrainConfig = Field(default_factory=SftTrainConfig, description="Optimisation settings.")
     distributed: SftDistributed = Field(default_factory=SftDistributed, description="GPUs and machines.")
     swift_command: str = Field("swift", description="The ms-swift launcher to run (`swift` from the ms-swift package).")
     extra_args: list[str] = Field(default_factory=list, description="More `swift sft` arguments, passed as given (e.g. ['--packing', 'true']).")
     env: dict[str, str] = Field(default_factory=dict, description="More environment variables for the run.")
+
+    @field_validator("model")
+    @classmethod
+    def _trainable(cls, model: ModelSpec) -> ModelSpec:
+        model.require_path("model")
+        return model

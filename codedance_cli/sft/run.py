@@ -46,7 +46,7 @@ def check_dataset(recipe: SftRecipe) -> None:
 
 def run(recipe: SftRecipe, *, dry_run: bool = False, console: Console | None = None) -> SftResult:
     console = console or Console(stderr=True)
-    model = resolve_model(recipe.model)
+    model = resolve_model(recipe.model.require_path("model"))
     if dry_run:  # the plan does not need the data; say what is missing instead of refusing
         try:
             check_dataset(recipe)

@@ -33,7 +33,7 @@ def swift_args(recipe: RlRecipe, files: RunFiles) -> list[str]:
     args = [
         "rlhf",
         "--rlhf_type", "grpo",
-        "--model", recipe.model,
+        "--model", recipe.model.require_path("model"),
         "--dataset", str(files.swift_train),
         "--external_plugins", str(plugin_path()),
         "--reward_funcs", REWARD_NAME,
@@ -49,7 +49,7 @@ def swift_args(recipe: RlRecipe, files: RunFiles) -> list[str]:
         "--temperature", str(train.temperature),
         "--beta", str(train.kl_coef if train.use_kl_loss else 0.0),
         "--tuner_type", swift.train_type,
-        "--torch_dtype", swift.torch_dtype,
+        "--torch_dtype", recipe.model.training_dtype(),
         "--use_vllm", flag(swift.use_vllm),
         "--gradient_checkpointing", flag(train.gradient_checkpointing),
         "--output_dir", str(files.checkpoints),
@@ -64,7 +64,7 @@ def swift_args(recipe: RlRecipe, files: RunFiles) -> list[str]:
     ]  # fmt: skip
     if train.max_steps is not None:
         args += ["--max_steps", str(train.max_steps)]
-    args += model_check_args(recipe.model)
+    args += model_check_args(recipe.model.require_path("model"))
     if swift.model_type:
         args += ["--model_type", swift.model_type]
     if swift.template:
@@ -78,7 +78,7 @@ def swift_env(recipe: RlRecipe, files: RunFiles) -> dict[str, str]:
         "CODEDANCE_REWARD_CONFIG": str(files.reward_config),
         "CODEDANCE_RL_SETTINGS": str(files.settings),
         "CODEDANCE_REWARD_LOG": str(files.reward_log),
-        "MAX_PIXELS": str(recipe.swift.image_max_pixels),
+        "MAX_PIXELS": str(recipe.rollout_max_pixels()),
     }
     if recipe.reward.judge_endpoint:
         env["CODEDANCE_JUDGE_URL"] = recipe.reward.judge_endpoint

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from codedance_cli.engines.swift.args import flag, model_check_args
+from codedance_cli.recipes.common import TRAINING_MAX_PIXELS
 from codedance_cli.recipes.sft import SftRecipe
 
 PLUGIN_PREFIX = "codedance_"  # model types / templates registered by our plugin file, not built into ms-swift
@@ -22,9 +23,9 @@ PLUGIN_FILE = Path(__file__).with_name("sft_plugin.py")
 def swift_env(recipe: SftRecipe) -> dict[str, str]:
     """Environment variables the run needs on top of the caller's."""
     dist = recipe.distributed
-    env: dict[str, str] = {"MAX_PIXELS": str(recipe.max_pixels)}
-    if recipe.min_pixels is not None:
-        env["MIN_PIXELS"] = str(recipe.min_pixels)
+    env: dict[str, str] = {"MAX_PIXELS": str(recipe.model.max_pixels or TRAINING_MAX_PIXELS)}
+    if recipe.model.min_pixels is not None:
+        env["MIN_PIXELS"] = str(recipe.model.min_pixels)
     if dist.nproc_per_node > 1 or dist.nnodes > 1:
         env.update(NPROC_PER_NODE=str(dist.nproc_per_node), NNODES=str(dist.nnodes), NODE_RANK=str(dist.node_rank),
                    MASTER_ADDR=dist.master_addr, MASTER_PORT=str(dist.master_port))
@@ -48,7 +49,7 @@ def swift_args(recipe: SftRecipe, model: str, dataset_jsonl: Path, launcher: str
         "--freeze_vit", flag(parts.freeze_vit),
         "--freeze_aligner", flag(parts.freeze_aligner),
         "--freeze_llm", flag(parts.freeze_llm),
-        "--torch_dtype", train.torch_dtype,
+        "--torch_dtype", recipe.model.training_dtype(),
         "--learning_rate", repr(train.learning_rate),
         "--num_train_epochs", repr(train.num_train_epochs),
         "--per_device_train_batch_size", str(train.per_device_train_batch_size),

@@ -77,7 +77,7 @@ def verl_overrides(recipe: RlRecipe, files: RunFiles) -> list[str]:
         "data.return_raw_chat=True",
         f"data.seed={train.seed}",
         # actor
-        f"actor_rollout_ref.model.path={recipe.model}",
+        f"actor_rollout_ref.model.path={recipe.model.path}",
         f"actor_rollout_ref.model.enable_gradient_checkpointing={train.gradient_checkpointing}",
         "actor_rollout_ref.model.use_remove_padding=True",
         f"actor_rollout_ref.actor.optim.lr={train.learning_rate}",
