@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from codedance_cli.common.atomic import atomic_write_bytes
 from codedance_cli.errors import BadInput
 from codedance_cli.loop.format import build_messages, decode_data_url
 from codedance_cli.loop.prompts import DEFAULT_VERSION, DIRECT_VERSION, check_version
@@ -78,10 +79,7 @@ def write_image(data: bytes, image_dir: Path) -> Path:
     suffix = ".jpg" if data.startswith(b"\xff\xd8") else ".png"
     path = (image_dir / digest[:2] / f"{digest}{suffix}").resolve()
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data)
     return path
 
 

@@ -17,7 +17,6 @@ Only the task is exported (question, images, reference): RL samples its own turn
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from codedance_cli.common.atomic import AtomicFile
 from codedance_cli.errors import BadInput
 from codedance_cli.loop.format import question_text
 from codedance_cli.loop.prompts import TOOL_NAME, TOOLCALL_VERSION, system_prompt
@@ -119,8 +119,6 @@ def export_verl(
             break
     if not rows:
         raise BadInput(f"{source}: no items with a ground truth to export")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    pq.write_table(pa.Table.from_pylist(rows, schema=_schema()), temp)
-    os.replace(temp, out)
+    with AtomicFile(out, "wb") as handle:
+        pq.write_table(pa.Table.from_pylist(rows, schema=_schema()), handle)
     return out
