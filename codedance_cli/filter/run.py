@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def _count(report: FilterReport, decision: dict[str, Any]) -> None:
 
 async def _filter(recipe: FilterRecipe, console: Console) -> FilterReport:
     from codedance_cli.data.sources import iter_dataref
-    from codedance_cli.data.streaming import bounded_map
+    from codedance_cli.common.concurrency import bounded_map
     from codedance_cli.filter.checks import dedup_key, recorded_failure, reexecute
     from codedance_cli.sandbox import create_sandbox
     from codedance_cli.trajectory.store import TrajectoryWriter
@@ -148,11 +149,12 @@ async def _filter(recipe: FilterRecipe, console: Console) -> FilterReport:
             with Progress(*columns, console=console) as progress:
                 bar = progress.add_task("filter", total=total)
                 async with create_sandbox(recipe.sandbox) as sandbox:
-                    async for _, decision in bounded_map(items(), decide, recipe.concurrency):
-                        log.write(json.dumps(decision) + "\n")
-                        log.flush()
-                        _count(report, decision)
-                        progress.advance(bar, 1)
+                    async with aclosing(bounded_map(items(), decide, recipe.concurrency)) as decided:
+                        async for _, decision in decided:
+                            log.write(json.dumps(decision) + "\n")
+                            log.flush()
+                            _count(report, decision)
+                            progress.advance(bar, 1)
         finally:
             log.close()
             if client is not None and hasattr(client, "aclose"):
