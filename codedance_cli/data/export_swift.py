@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from codedance_cli.common.atomic import atomic_write_bytes
+from codedance_cli.common.progress import progress_bar
 from codedance_cli.errors import BadInput
 from codedance_cli.loop.format import build_messages, decode_data_url
 from codedance_cli.loop.prompts import DEFAULT_VERSION, DIRECT_VERSION, check_version
@@ -139,9 +140,11 @@ def export_swift(
     done = _resume(partial)
     written = len(done)
     skipped = 0
-    with _progress(progress) as advance, partial.open("a", encoding="utf-8") as handle:
+    bar = progress_bar("export", transient=True, disable=not progress)
+    with bar, partial.open("a", encoding="utf-8") as handle:
+        counted = bar.add_task("trajectories to ms-swift jsonl", total=None)
         for traj in _trajectories(trajectories_path):
-            advance()
+            bar.advance(counted)
             if traj.task_id in done:
                 continue
             if not traj.turns or (only_correct and traj.metadata.get("correct") is not True):
@@ -166,26 +169,3 @@ def count_lines(path: Path) -> int:
 
 def _name(source: object) -> str:
     return str(source.path) if isinstance(source, DataRef) else str(source) if isinstance(source, (str, Path)) else "trajectories"
-
-
-class _progress:
-    """A rich spinner counting trajectories (no-op when disabled); kept tiny so export stays streaming."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar: Any = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(SpinnerColumn(), TextColumn("exporting to ms-swift jsonl: {task.completed} trajectories"),
-                            TimeElapsedColumn(), transient=True)
-        self.bar.start()
-        task = self.bar.add_task("export", total=None)
-        return lambda: self.bar.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()

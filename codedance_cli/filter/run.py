@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from codedance_cli.common.progress import progress_bar
 from codedance_cli.errors import BadInput
 from codedance_cli.filter.report import FilterReport, write_report
 from codedance_cli.recipes.filter import FilterRecipe
@@ -139,15 +139,14 @@ async def _filter(recipe: FilterRecipe, console: Console) -> FilterReport:
             writer.write(traj)
             return {**decision, "kept": True, "reason": None}
 
-        columns = (TextColumn("[bold]filter[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
         total = recipe.input.limit
         if total is None and recipe.input.format == "trajectory":
             from codedance_cli.trajectory.store import count_trajectories
 
             total = count_trajectories(recipe.input.path)
         try:
-            with Progress(*columns, console=console) as progress:
-                bar = progress.add_task("filter", total=total)
+            with progress_bar("filter", console) as progress:
+                bar = progress.add_task("", total=total)
                 async with create_sandbox(recipe.sandbox) as sandbox:
                     async with aclosing(bounded_map(items(), decide, recipe.concurrency)) as decided:
                         async for _, decision in decided:
