@@ -28,9 +28,10 @@ from typing import Any
 from codedance_cli.common.atomic import atomic_write_bytes
 from codedance_cli.common.progress import progress_bar
 from codedance_cli.errors import BadInput
-from codedance_cli.loop.format import build_messages, decode_data_url
+from codedance_cli.loop.format import build_messages
 from codedance_cli.loop.prompts import DEFAULT_VERSION, DIRECT_VERSION, check_version
 from codedance_cli.recipes.common import DataRef, LoopConfig
+from codedance_cli.trajectory.media import decode_data_url
 from codedance_cli.trajectory.schema import Trajectory
 
 JSONL_NAME = "train.jsonl"

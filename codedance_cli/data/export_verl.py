@@ -26,9 +26,8 @@ import pyarrow.parquet as pq
 
 from codedance_cli.common.atomic import AtomicFile
 from codedance_cli.errors import BadInput
-from codedance_cli.loop.format import question_text
 from codedance_cli.loop.prompts import TOOL_NAME, TOOLCALL_VERSION, system_prompt
-from codedance_cli.trajectory.schema import Trajectory, item_source
+from codedance_cli.trajectory.schema import Trajectory, item_source, question_text
 
 DEFAULT_DATA_SOURCE = "codedance"
 MATH_ABILITY_MARKERS = ("math", "geometry", "geo3k")
