@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from codedance_cli import __version__
-from codedance_cli.data.cli import app as data_app
+from codedance_cli.data_commands import app as data_app
 from codedance_cli.doctor import command as doctor_command
 from codedance_cli.errors import CodedanceError
 from codedance_cli.eval.cli import command as eval_command
@@ -18,7 +18,7 @@ from codedance_cli.infer.cli import command as infer_command
 from codedance_cli.judge.cli import app as judge_app
 from codedance_cli.recipes.cli import app as recipe_app
 from codedance_cli.rl.cli import command as rl_command
-from codedance_cli.sandbox.cli import app as sandbox_app
+from codedance_cli.sandbox_commands import app as sandbox_app
 from codedance_cli.sft.cli import command as sft_command
 from codedance_cli.synth.cli import command as synth_command
 

@@ -162,7 +162,7 @@ def test_export_wiring_swift_and_verl(tmp_path: Path) -> None:
 
     from typer.testing import CliRunner
 
-    from codedance_cli.data.cli import app
+    from codedance_cli.data_commands import app
     from codedance_cli.procedural import generate_item
     from codedance_cli.procedural.solve import solve_item
     from codedance_cli.sandbox import create_sandbox

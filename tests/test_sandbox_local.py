@@ -199,7 +199,7 @@ def test_recycling_after_n_sessions_and_worker_crash(loop):
 
 
 def test_cli_run_json_and_images(tmp_path):
-    from codedance_cli.sandbox.cli import app
+    from codedance_cli.sandbox_commands import app
 
     script = tmp_path / "cell.py"
     script.write_text("print(input_image.size)\ninput_image.crop((0, 0, 60, 60))\n")

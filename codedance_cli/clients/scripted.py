@@ -15,8 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from codedance_cli.clients.base import Generation, Messages, approx_tokens
-from codedance_cli.loop.format import question_text
-from codedance_cli.trajectory.schema import Trajectory
+from codedance_cli.trajectory.schema import Trajectory, question_text
 
 
 class ScriptExhausted(LookupError):

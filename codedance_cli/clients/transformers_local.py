@@ -25,7 +25,7 @@ from codedance_cli.clients.base import Generation, Messages
 from codedance_cli.clients.generate_batcher import GenerateBatcher
 from codedance_cli.errors import BadInput
 from codedance_cli.models.qwen_processor import load_processor
-from codedance_cli.loop.format import decode_data_url
+from codedance_cli.trajectory.media import decode_data_url
 
 log = logging.getLogger(__name__)
 

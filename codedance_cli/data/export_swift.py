@@ -25,10 +25,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from codedance_cli.common.atomic import atomic_write_bytes
+from codedance_cli.common.progress import progress_bar
 from codedance_cli.errors import BadInput
-from codedance_cli.loop.format import build_messages, decode_data_url
+from codedance_cli.loop.format import build_messages
 from codedance_cli.loop.prompts import DEFAULT_VERSION, DIRECT_VERSION, check_version
 from codedance_cli.recipes.common import DataRef, LoopConfig
+from codedance_cli.trajectory.media import decode_data_url
 from codedance_cli.trajectory.schema import Trajectory
 
 JSONL_NAME = "train.jsonl"
@@ -78,10 +81,7 @@ def write_image(data: bytes, image_dir: Path) -> Path:
     suffix = ".jpg" if data.startswith(b"\xff\xd8") else ".png"
     path = (image_dir / digest[:2] / f"{digest}{suffix}").resolve()
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data)
     return path
 
 
@@ -141,9 +141,11 @@ def export_swift(
     done = _resume(partial)
     written = len(done)
     skipped = 0
-    with _progress(progress) as advance, partial.open("a", encoding="utf-8") as handle:
+    bar = progress_bar("export", transient=True, disable=not progress)
+    with bar, partial.open("a", encoding="utf-8") as handle:
+        counted = bar.add_task("trajectories to ms-swift jsonl", total=None)
         for traj in _trajectories(trajectories_path):
-            advance()
+            bar.advance(counted)
             if traj.task_id in done:
                 continue
             if not traj.turns or (only_correct and traj.metadata.get("correct") is not True):
@@ -168,26 +170,3 @@ def count_lines(path: Path) -> int:
 
 def _name(source: object) -> str:
     return str(source.path) if isinstance(source, DataRef) else str(source) if isinstance(source, (str, Path)) else "trajectories"
-
-
-class _progress:
-    """A rich spinner counting trajectories (no-op when disabled); kept tiny so export stays streaming."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar: Any = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(SpinnerColumn(), TextColumn("exporting to ms-swift jsonl: {task.completed} trajectories"),
-                            TimeElapsedColumn(), transient=True)
-        self.bar.start()
-        task = self.bar.add_task("export", total=None)
-        return lambda: self.bar.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()

@@ -17,7 +17,6 @@ Only the task is exported (question, images, reference): RL samples its own turn
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from codedance_cli.common.atomic import AtomicFile
 from codedance_cli.errors import BadInput
-from codedance_cli.loop.format import question_text
 from codedance_cli.loop.prompts import TOOL_NAME, TOOLCALL_VERSION, system_prompt
-from codedance_cli.trajectory.schema import Trajectory, item_source
+from codedance_cli.trajectory.schema import Trajectory, item_source, question_text
 
 DEFAULT_DATA_SOURCE = "codedance"
 MATH_ABILITY_MARKERS = ("math", "geometry", "geo3k")
@@ -119,8 +118,6 @@ def export_verl(
             break
     if not rows:
         raise BadInput(f"{source}: no items with a ground truth to export")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    pq.write_table(pa.Table.from_pylist(rows, schema=_schema()), temp)
-    os.replace(temp, out)
+    with AtomicFile(out, "wb") as handle:
+        pq.write_table(pa.Table.from_pylist(rows, schema=_schema()), handle)
     return out

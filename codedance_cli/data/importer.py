@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Literal
 from codedance_cli.data.codedance_format import RowError, rl_row_to_trajectory, sft_row_to_trajectory
 from codedance_cli.data.readers import RawRow, iter_rows
 from codedance_cli.data.vqa import resolve_columns, vqa_row_to_task
+from codedance_cli.common.atomic import AtomicFile
 from codedance_cli.errors import BadInput
 from codedance_cli.trajectory.schema import Trajectory
 from codedance_cli.trajectory.store import TrajectoryWriter, from_row
@@ -147,22 +147,19 @@ class _ErrorLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.tmp = path.with_name(f".{path.name}.tmp")
         self.count = 0
 
     def __enter__(self) -> _ErrorLog:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = self.tmp.open("w", encoding="utf-8")
+        self.file = AtomicFile(self.path, "w")
         return self
 
     def write(self, entry: dict[str, Any]) -> None:
-        self.handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self.file.handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
         self.count += 1
 
     def __exit__(self, *exc: object) -> None:
-        self.handle.close()
-        if self.count:
-            os.replace(self.tmp, self.path)
+        if self.count:  # also after an interruption: the bad rows found so far are reported
+            self.file.commit()
         else:
-            self.tmp.unlink(missing_ok=True)
+            self.file.discard()
             self.path.unlink(missing_ok=True)

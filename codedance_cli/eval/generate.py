@@ -7,12 +7,13 @@ log), so an interruption loses only what was in flight. Both modes keep at most
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from codedance_cli.clients.base import ModelClient
+from codedance_cli.common.concurrency import bounded_map
 from codedance_cli.eval.samples import SampleRecord, sample_key
 from codedance_cli.loop.prompts import DIRECT_VERSION, system_prompt
 from codedance_cli.recipes.common import LoopConfig, SandboxConfig
@@ -96,16 +97,6 @@ async def run_direct_mode(jobs: Iterable[Job], client: ModelClient, loop: LoopCo
             result.stop_reason = "answer" if result.final_answer is not None else "max_tokens" if generation.hit_length_limit else "no_code"
         on_sample(_record(job, result, time.perf_counter() - begin))
 
-    iterator = iter(jobs)
-
-    async def worker() -> None:  # workers pull jobs lazily, like the loop's runner
-        for job in iterator:
-            await one(job)
-
-    workers = [asyncio.ensure_future(worker()) for _ in range(max(1, loop.concurrency))]
-    try:
-        await asyncio.gather(*workers)
-    finally:
-        for future in workers:
-            future.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+    async with aclosing(bounded_map(jobs, one, loop.concurrency)) as finished:  # jobs are pulled lazily, like the loop's
+        async for _ in finished:
+            pass

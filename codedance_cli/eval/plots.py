@@ -9,14 +9,14 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from codedance_cli.eval.files import write_atomic
+from codedance_cli.common.atomic import atomic_write_bytes
 
 
 def _save(figure: Figure, path: Path) -> Path:
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    write_atomic(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue(), fsync=True)
     return path
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from codedance_cli.eval.files import write_atomic
+from codedance_cli.common.atomic import atomic_write_text
 
 
 def _pct(value: float) -> str:
@@ -48,7 +48,7 @@ def print_table(results: dict[str, Any], console: Console) -> None:
 
 
 def write_results_json(results: dict[str, Any], path: Path) -> Path:
-    return write_atomic(path, json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
+    return atomic_write_text(path, json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n", fsync=True)
 
 
 def write_report_md(results: dict[str, Any], path: Path) -> Path:
@@ -124,7 +124,7 @@ def write_report_md(results: dict[str, Any], path: Path) -> Path:
     comparison = results.get("compared_with")
     if comparison:
         lines += ["", comparison_markdown(results, comparison["results"], comparison["name"])]
-    return write_atomic(path, "\n".join(lines) + "\n")
+    return atomic_write_text(path, "\n".join(lines) + "\n", fsync=True)
 
 
 COMPARED = (("accuracy", "accuracy %"), ("adherence", "format adherence %"), ("code_ran", "code ran %"), ("answer_tag", "answer tag %"))

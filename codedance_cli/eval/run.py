@@ -20,12 +20,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from codedance_cli.clients.base import ModelClient
+from codedance_cli.common.atomic import atomic_write_text
+from codedance_cli.common.progress import progress_bar
 from codedance_cli.errors import BadInput, EngineFailed
 from codedance_cli.eval.benchmarks import Benchmark, get_benchmark
-from codedance_cli.eval.files import write_atomic
 from codedance_cli.eval.generate import Job, run_direct_mode, run_tool_mode
 from codedance_cli.eval.samples import SampleLog, SampleRecord, sample_key
 from codedance_cli.eval.scoring import TaskResult, apply_judge, majority_vote, sample_rows, score_sample, summarize
@@ -175,7 +175,7 @@ def check_settings(recipe: EvalRecipe, output_dir: Path) -> None:
                 f"{output_dir / SAMPLES_FILE}: holds samples made with other settings ({', '.join(changed) or 'settings'} changed); "
                 "use another output_dir, or --restart to discard them"
             )
-    write_atomic(path, json.dumps(current, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(current, indent=2) + "\n", fsync=True)
 
 
 def prepare_path(ref: BenchmarkRef, benchmark: Benchmark, source: str) -> None:
@@ -250,18 +250,9 @@ def produce(
             raise EngineFailed(
                 f"model: cannot load {recipe.model.path or recipe.model.endpoint}: {type(exc).__name__}: {first_line}"
             ) from None
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
+    progress = progress_bar(f"{recipe.mode} eval", console, status=True)
     counts = {"correct_format": 0, "errors": 0, "finished": 0}
-    bar = progress.add_task(f"{recipe.mode} eval", total=pending, status="")
+    bar = progress.add_task("", total=pending, status="")
     give_up_after = min(FAIL_FAST_SAMPLES, pending)
 
     def on_sample(record: SampleRecord) -> None:

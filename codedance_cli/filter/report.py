@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import collections
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from codedance_cli.common.atomic import atomic_write_bytes, atomic_write_text
 
 
 @dataclass
@@ -71,8 +71,8 @@ def write_report(report: FilterReport, folder: Path) -> tuple[Path, Path]:
     """report.json and histogram.png (difficulty levels, turns per trajectory), both written atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     json_path, png_path = folder / "report.json", folder / "histogram.png"
-    _atomic_bytes(json_path, json.dumps(report.as_dict(), indent=2).encode("utf-8"))
-    _atomic_bytes(png_path, _histogram_png(report))
+    atomic_write_text(json_path, json.dumps(report.as_dict(), indent=2))
+    atomic_write_bytes(png_path, _histogram_png(report))
     return json_path, png_path
 
 
@@ -103,9 +103,3 @@ def _histogram_png(report: FilterReport) -> bytes:
     plt.close(figure)
     return buffer.getvalue()
 
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)

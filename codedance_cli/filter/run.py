@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from codedance_cli.common.progress import progress_bar
 from codedance_cli.errors import BadInput
 from codedance_cli.filter.report import FilterReport, write_report
 from codedance_cli.recipes.filter import FilterRecipe
@@ -74,7 +75,7 @@ def _count(report: FilterReport, decision: dict[str, Any]) -> None:
 
 async def _filter(recipe: FilterRecipe, console: Console) -> FilterReport:
     from codedance_cli.data.sources import iter_dataref
-    from codedance_cli.data.streaming import bounded_map
+    from codedance_cli.common.concurrency import bounded_map
     from codedance_cli.filter.checks import dedup_key, recorded_failure, reexecute
     from codedance_cli.sandbox import create_sandbox
     from codedance_cli.trajectory.store import TrajectoryWriter
@@ -138,21 +139,21 @@ async def _filter(recipe: FilterRecipe, console: Console) -> FilterReport:
             writer.write(traj)
             return {**decision, "kept": True, "reason": None}
 
-        columns = (TextColumn("[bold]filter[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
         total = recipe.input.limit
         if total is None and recipe.input.format == "trajectory":
             from codedance_cli.trajectory.store import count_trajectories
 
             total = count_trajectories(recipe.input.path)
         try:
-            with Progress(*columns, console=console) as progress:
-                bar = progress.add_task("filter", total=total)
+            with progress_bar("filter", console) as progress:
+                bar = progress.add_task("", total=total)
                 async with create_sandbox(recipe.sandbox) as sandbox:
-                    async for _, decision in bounded_map(items(), decide, recipe.concurrency):
-                        log.write(json.dumps(decision) + "\n")
-                        log.flush()
-                        _count(report, decision)
-                        progress.advance(bar, 1)
+                    async with aclosing(bounded_map(items(), decide, recipe.concurrency)) as decided:
+                        async for _, decision in decided:
+                            log.write(json.dumps(decision) + "\n")
+                            log.flush()
+                            _count(report, decision)
+                            progress.advance(bar, 1)
         finally:
             log.close()
             if client is not None and hasattr(client, "aclose"):

@@ -8,77 +8,16 @@ one renderer means the model is trained on exactly what it sees at rollout.
 
 from __future__ import annotations
 
-import base64
-import io
-import math
 from collections.abc import Sequence
 from typing import Any
 
-from PIL import Image
-
 from codedance_cli.loop.prompts import NO_OUTPUT_MESSAGE, TOOL_RESPONSE_NUDGE, is_toolcall, system_prompt
 from codedance_cli.recipes.common import LoopConfig
-from codedance_cli.trajectory.schema import Observation, Trajectory, Turn
 
-# Qwen2.5-VL needs sides >= 28 px and an aspect ratio < 200; the release upscales tiny images to 112 px.
-MIN_SIDE = 56
-UPSCALED_SIDE = 112
-MAX_ASPECT = 200
-CHOICE_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def image_mime(data: bytes) -> str:
-    """MIME type of encoded image bytes from their magic number (PNG, JPEG, GIF, WebP; else PNG)."""
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data.startswith(b"GIF8"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "image/png"
-
-
-def data_url(data: bytes) -> str:
-    """Encoded image bytes -> `data:image/...;base64,...`."""
-    return f"data:{image_mime(data)};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def decode_data_url(url: str) -> bytes:
-    """`data:...;base64,...` -> bytes (the inverse of `data_url`)."""
-    header, _, payload = url.partition(",")
-    if not header.startswith("data:") or ";base64" not in header:
-        raise ValueError(f"not a base64 data URL: {url[:40]}...")
-    return base64.b64decode(payload)
-
-
-def fit_image(data: bytes, max_pixels: int) -> bytes | None:
-    """Resize to at most `max_pixels` (aspect kept), upscale tiny images, drop degenerate ones (None).
-
-    Unchanged images keep their original bytes, so re-rendering is byte-stable.
-    """
-    try:
-        image = Image.open(io.BytesIO(data))
-        width, height = image.size
-    except Exception:
-        return None
-    if width < 1 or height < 1 or max(width, height) / min(width, height) > MAX_ASPECT:
-        return None
-    scale = 1.0
-    if width * height > max_pixels:
-        scale = math.sqrt(max_pixels / (width * height))
-    elif min(width, height) < MIN_SIDE:
-        scale = UPSCALED_SIDE / min(width, height)
-    if scale == 1.0:
-        return data
-    # floor, so the budget is never exceeded by rounding
-    size = (max(1, int(width * scale)), max(1, int(height * scale)))
-    image.load()
-    if image.mode not in ("RGB", "RGBA", "L"):
-        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    resample = Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC
-    buffer = io.BytesIO()
-    image.resize(size, resample).save(buffer, format="PNG")
-    return buffer.getvalue()
+# The image helpers and question_text live with the trajectory format; decode_data_url is re-exported for the
+# modules that still import these names from here (rl/swift_scheduler.py, rl/verl_tool.py, rl/swift_data.py).
+from codedance_cli.trajectory.media import data_url, decode_data_url, fit_image  # noqa: F401
+from codedance_cli.trajectory.schema import Observation, Trajectory, Turn, question_text
 
 
 def observation_text(obs: Observation, num_images: int) -> str:
@@ -134,14 +73,6 @@ def observation_content(obs: Observation, version: str, config: LoopConfig) -> l
         head, _, tail = text.partition("\n</tool_response>")
         return [_text(head + "\n"), *(_image(data) for data in images), _text("</tool_response>" + tail)]
     return [_text(text), *(_image(data) for data in images)]
-
-
-def question_text(task: Trajectory) -> str:
-    """The user's question, with lettered options appended for multiple choice."""
-    if not task.choices:
-        return task.question
-    options = "\n".join(f"{CHOICE_LETTERS[i]}. {choice}" for i, choice in enumerate(task.choices[: len(CHOICE_LETTERS)]))
-    return f"{task.question}\nOptions:\n{options}"
 
 
 def task_messages(task: Trajectory, version: str) -> list[dict[str, Any]]:

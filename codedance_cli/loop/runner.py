@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import aclosing
 from typing import Any
 
 from codedance_cli.clients.base import ModelClient
+from codedance_cli.common.concurrency import bounded_map
 from codedance_cli.loop.format import build_messages
 from codedance_cli.loop.parser import ParsedTurn, parse_turn
 from codedance_cli.loop.prompts import check_version, system_prompt
@@ -195,33 +197,17 @@ async def run_many(
 
     Tasks are pulled from the iterable lazily, so a stream of millions is fine.
     """
-    iterator = iter(tasks)
-    pending: set[asyncio.Task[Trajectory]] = set()
     closing: set[asyncio.Task] = set()
-    limit = max(1, config.concurrency)
 
-    def refill() -> None:
-        while len(pending) < limit:
-            task = next(iterator, None)
-            if task is None:
-                return
-            pending.add(asyncio.ensure_future(run_trajectory(task, client, sandbox, config, background=closing)))
+    def run(task: Trajectory) -> Awaitable[Trajectory]:
+        return run_trajectory(task, client, sandbox, config, background=closing)
 
-    refill()
     try:
-        while pending:
-            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for finished in done:
-                pending.discard(finished)
-                trajectory = finished.result()
+        async with aclosing(bounded_map(tasks, run, config.concurrency)) as finished:
+            async for _, trajectory in finished:
                 if on_done is not None:
                     on_done(trajectory)
                 yield trajectory
-            refill()
-    finally:
-        for leftover in pending:
-            leftover.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+    finally:  # the trajectories still running are cancelled (and their sessions sent to `closing`) by now
         if closing:  # sessions still closing in the background: done before the caller closes the sandbox
             await asyncio.gather(*list(closing), return_exceptions=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
+from codedance_cli.common.atomic import atomic_write_bytes
 from codedance_cli.errors import BadInput, EngineFailed
 from codedance_cli.recipes.common import SandboxConfig
 from codedance_cli.sandbox.protocol import WorkerError
@@ -45,11 +46,7 @@ def save_images(observation: Observation, out_dir: Path | None) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for index, data in enumerate(observation.images, start=1):
-        path = folder / f"image_{index:02d}.png"
-        tmp = path.with_suffix(".png.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-        paths.append(path)
+        paths.append(atomic_write_bytes(folder / f"image_{index:02d}.png", data))
     return paths
 
 

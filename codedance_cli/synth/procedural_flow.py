@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from contextlib import aclosing
 
-from codedance_cli.data.streaming import bounded_map
+from codedance_cli.common.concurrency import bounded_map
 from codedance_cli.procedural.registry import family_names, generate_item, task_id_for
 from codedance_cli.procedural.solve import SolveResult, solve_item
 from codedance_cli.recipes.synth import SynthRecipe
@@ -45,14 +46,15 @@ async def synth_procedural(recipe: SynthRecipe, sandbox: Sandbox, on_progress: C
         summary.already_done = recipe.num_items - len(todo)
         if on_progress and summary.already_done:
             on_progress(summary.already_done)
-        async for _, result in bounded_map(todo, solve, recipe.concurrency):
-            if result.trajectory is not None:
-                writer.write(result.trajectory)
-                summary.kept += 1
-                summary.by_family[result.trajectory.metadata["family"]] += 1
-            else:
-                summary.dropped[result.reason or "unknown"] += 1
-            if on_progress:
-                on_progress(1)
+        async with aclosing(bounded_map(todo, solve, recipe.concurrency)) as solved:
+            async for _, result in solved:
+                if result.trajectory is not None:
+                    writer.write(result.trajectory)
+                    summary.kept += 1
+                    summary.by_family[result.trajectory.metadata["family"]] += 1
+                else:
+                    summary.dropped[result.reason or "unknown"] += 1
+                if on_progress:
+                    on_progress(1)
     summary.seconds = time.perf_counter() - started
     return summary

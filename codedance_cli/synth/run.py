@@ -6,8 +6,8 @@ import asyncio
 import json
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from codedance_cli.common.progress import progress_bar
 from codedance_cli.errors import BadInput
 from codedance_cli.recipes.synth import SynthRecipe
 from codedance_cli.synth.summary import SynthSummary
@@ -68,8 +68,7 @@ async def _run(recipe: SynthRecipe, console: Console) -> SynthSummary:
         total = recipe.input.limit
     if total is not None:
         total *= recipe.samples_per_item if recipe.generator == "teacher" else 1
-    columns = (TextColumn("[bold]synth[/] {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
+    with progress_bar("synth", console) as progress:
         bar = progress.add_task(recipe.generator, total=total)
 
         def advance(n: int) -> None:

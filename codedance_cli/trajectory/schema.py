@@ -14,6 +14,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 AnswerType = Literal["choice", "number", "text", "open"]
+CHOICE_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 StopReason = Literal["answer", "max_turns", "max_tokens", "repeated_failure", "no_code", "error", "scripted"]
 
 
@@ -101,3 +102,11 @@ def item_source(metadata: dict[str, Any] | None, default: str) -> str:
     The reward routes math items by it, and the engines group their metrics by it."""
     metadata = metadata or {}
     return str(metadata.get("data_source") or metadata.get("source") or default)
+
+
+def question_text(task: Trajectory) -> str:
+    """The user's question, with lettered options appended for multiple choice (as every prompt shows it)."""
+    if not task.choices:
+        return task.question
+    options = "\n".join(f"{CHOICE_LETTERS[i]}. {choice}" for i, choice in enumerate(task.choices[: len(CHOICE_LETTERS)]))
+    return f"{task.question}\nOptions:\n{options}"

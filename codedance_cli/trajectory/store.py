@@ -11,8 +11,6 @@ present and continues numbering.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +19,7 @@ from typing import Any
 import pyarrow.parquet as pq
 from datasets import Dataset, Features, Image, List, Value
 
+from codedance_cli.common.atomic import AtomicFile
 from codedance_cli.errors import BadInput
 from codedance_cli.trajectory.schema import Observation, Trajectory, Turn
 
@@ -222,15 +221,8 @@ def done_task_ids(path: Path | str) -> set[str]:
 
 def write_parquet_atomic(rows: list[dict[str, Any]], target: Path) -> None:
     """Write rows with FEATURES to `target` through a temp file in the same folder, then rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        Dataset.from_list(rows, features=FEATURES).to_parquet(tmp_name)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with AtomicFile(target, "wb") as handle:
+        Dataset.from_list(rows, features=FEATURES).to_parquet(handle)
 
 
 class TrajectoryWriter:

@@ -39,14 +39,15 @@ def import_(
 ) -> None:
     """Read CodeDance-SFT / CodeDance-RL / plain VQA data into the trajectory format; bad rows are reported, never dropped silently."""
     from rich.console import Console
-    from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.markup import escape
     from rich.table import Table
 
+    from codedance_cli.common.progress import progress_bar
     from codedance_cli.data.importer import ERRORS_FILE, import_dataset
 
     console = Console(stderr=json)
-    with Progress(SpinnerColumn(), TextColumn("[bold]import[/] {task.description}"), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
-        bar = progress.add_task(str(source), total=limit)
+    with progress_bar("import", console) as progress:
+        bar = progress.add_task(escape(str(source)), total=limit)
         report = import_dataset(source, output, format, split=split, column_overrides=_column_overrides(column), limit=limit,
                                 prefix=prefix, on_progress=lambda n: progress.advance(bar, n))
     if json:

@@ -1,0 +1,60 @@
+"""Image helpers at the trajectory level, and the layering they allow: clients and trajectory never import the loop."""
+
+from __future__ import annotations
+
+import ast
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from codedance_cli.trajectory import media
+from codedance_cli.trajectory.schema import Trajectory, encode_image, question_text
+
+PACKAGE = Path(__file__).resolve().parents[1] / "codedance_cli"
+
+
+def png(width: int, height: int) -> bytes:
+    return encode_image(Image.new("RGB", (width, height), "red"))
+
+
+def test_data_url_round_trip_and_mime_from_magic():
+    for data, mime in [(png(3, 3), "image/png"), (encode_image(Image.new("RGB", (3, 3)), "JPEG"), "image/jpeg"),
+                       (b"GIF89a...", "image/gif"), (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp")]:
+        url = media.data_url(data)
+        assert url.startswith(f"data:{mime};base64,") and media.decode_data_url(url) == data
+    with pytest.raises(ValueError, match="not a base64 data URL"):
+        media.decode_data_url("https://example.com/a.png")
+
+
+def test_fit_image_respects_the_pixel_budget():
+    fitted = media.fit_image(png(1000, 500), 100_000)
+    width, height = Image.open(io.BytesIO(fitted)).size
+    assert width * height <= 100_000 and abs(width / height - 2) < 0.02
+
+
+def test_question_text_moved_with_the_format_and_the_loop_still_re_exports():
+    from codedance_cli.loop import format as loop_format
+
+    task = Trajectory(task_id="t", question="Which?", choices=["x", "y"])
+    assert question_text(task) == "Which?\nOptions:\nA. x\nB. y"
+    assert loop_format.question_text is question_text
+    assert (loop_format.data_url, loop_format.decode_data_url, loop_format.fit_image) == (media.data_url, media.decode_data_url, media.fit_image)
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_clients_and_trajectory_do_not_import_the_loop():
+    # trajectory/html.py still imports loop.parser (lazily, for the viewer's reasoning text): left to the viewer's rework
+    paths = [*(PACKAGE / "clients").glob("*.py"), *(p for p in (PACKAGE / "trajectory").glob("*.py") if p.name != "html.py")]
+    for path in paths:
+        assert not {name for name in imported_modules(path) if name.startswith("codedance_cli.loop")}, path
