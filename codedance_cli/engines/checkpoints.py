@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from codedance_cli.common.atomic import atomic_symlink
 from codedance_cli.errors import EngineFailed
 
 
@@ -43,10 +44,4 @@ def require_checkpoint(folder: Path, reported: str | None, what: str) -> Path:
 
 def link_last(root: Path, target: Path) -> Path:
     """Point `root/last` at `target` (relative link, replaced atomically) and return the link."""
-    link = root / "last"
-    temp = root / ".last.tmp"
-    if temp.is_symlink() or temp.exists():
-        temp.unlink()
-    temp.symlink_to(os.path.relpath(target, root))
-    os.replace(temp, link)
-    return link
+    return atomic_symlink(root / "last", os.path.relpath(target, root))

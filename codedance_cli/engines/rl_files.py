@@ -32,11 +32,3 @@ class RunFiles:
         self.tool_config = self.root / "verl_tool_config.yaml"
         self.settings = self.root / "rl_settings.json"
         self.checkpoints = self.root / "checkpoints"
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temp file and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text)
-    temp.replace(path)

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress, TaskID
+
+from codedance_cli.common.progress import progress_bar
 
 
 class StepBar:
@@ -17,7 +19,7 @@ class StepBar:
         self.printed_step = -1
 
     def advance_to(self, step: int, total: int, text: str, elapsed_s: float) -> None:
-        self.progress.update(self.task, completed=step, total=total, summary=text)
+        self.progress.update(self.task, completed=step, total=total, status=text)
         if not self.console.is_terminal and step != self.printed_step:
             self.printed_step = step
             summary = f", {text}" if text else ""
@@ -26,8 +28,6 @@ class StepBar:
 
 @contextmanager
 def step_progress(label: str, console: Console) -> Iterator[StepBar]:
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[summary]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
-        task = progress.add_task(label, total=None, summary="starting (loading model and data)")
+    with progress_bar(label, console, status=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("", total=None, status="starting (loading model and data)")
         yield StepBar(label, console, progress, task)

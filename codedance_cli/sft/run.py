@@ -80,9 +80,9 @@ def run(recipe: SftRecipe, *, dry_run: bool = False, console: Console | None = N
 
 
 def write_summary(output_dir: Path, checkpoint: Path, losses: list[float]) -> None:
-    from codedance_cli.engines.rl_files import atomic_write
+    from codedance_cli.common.atomic import atomic_write_text
 
-    atomic_write(output_dir / "sft_summary.json",
+    atomic_write_text(output_dir / "sft_summary.json",
                  json.dumps({"checkpoint": str(checkpoint), "losses": losses, "steps": len(losses)}, indent=2) + "\n")
 
 

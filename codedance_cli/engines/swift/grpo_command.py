@@ -17,7 +17,8 @@ from pathlib import Path
 
 from codedance_cli.engines.swift.args import flag, model_check_args
 from codedance_cli.recipes.rl import RlRecipe
-from codedance_cli.engines.rl_files import RunFiles, atomic_write
+from codedance_cli.common.atomic import atomic_write_text
+from codedance_cli.engines.rl_files import RunFiles
 
 REWARD_NAME = "codedance_reward"
 SCHEDULER_NAME = "codedance_sandbox"
@@ -87,6 +88,6 @@ def swift_env(recipe: RlRecipe, files: RunFiles) -> dict[str, str]:
 
 def write_swift_files(recipe: RlRecipe, files: RunFiles) -> None:
     """reward.json and the scheduler's settings (the data is exported separately)."""
-    atomic_write(files.reward_config, json.dumps(recipe.reward.model_dump(mode="json"), indent=2))
+    atomic_write_text(files.reward_config, json.dumps(recipe.reward.model_dump(mode="json"), indent=2))
     settings = {"sandbox": recipe.sandbox.model_dump(mode="json"), "loop": recipe.loop.model_dump(mode="json")}
-    atomic_write(files.settings, json.dumps(settings, indent=2))
+    atomic_write_text(files.settings, json.dumps(settings, indent=2))

@@ -10,14 +10,13 @@ types (ms-swift loads the file with `datasets`).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from codedance_cli.common.atomic import AtomicFile, atomic_write_text
 from codedance_cli.errors import BadInput
-from codedance_cli.loop.format import question_text
 from codedance_cli.loop.prompts import system_prompt
-from codedance_cli.trajectory.schema import Trajectory, decode_image, item_source
+from codedance_cli.trajectory.schema import Trajectory, decode_image, item_source, question_text
 
 
 def swift_row(task: Trajectory, image_dir: Path, prompt_version: str) -> dict:
@@ -26,9 +25,8 @@ def swift_row(task: Trajectory, image_dir: Path, prompt_version: str) -> dict:
     for index, data in enumerate(task.images):
         path = image_dir / f"{_safe(task.task_id)}-{index}.png"
         if not path.exists():
-            temp = path.with_name(f".{path.name}.tmp")
-            decode_image(data).convert("RGB").save(temp, format="PNG")
-            temp.replace(path)
+            with AtomicFile(path, "wb") as handle:
+                decode_image(data).convert("RGB").save(handle, format="PNG")
         paths.append(str(path))
     metadata = dict(task.metadata or {})
     return {
@@ -61,9 +59,7 @@ def export_swift_grpo(tasks: Iterable[Trajectory], out_path: Path, image_dir: Pa
     if not rows:
         raise BadInput(f"{out_path}: no RL items with a ground truth to train on")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    temp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
-    temp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-    temp.replace(out_path)
+    atomic_write_text(out_path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     return len(rows)
 
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from codedance_cli.engines.rl_files import atomic_write
+from codedance_cli.common.atomic import atomic_write_text
 
 
 @dataclass
@@ -68,4 +68,4 @@ def summarize_swift_log(logging_jsonl: Path) -> RlSummary | None:
 
 
 def write_summary(summary: RlSummary, path: Path) -> None:
-    atomic_write(path, json.dumps({**asdict(summary), "trained": summary.trained}, indent=2))
+    atomic_write_text(path, json.dumps({**asdict(summary), "trained": summary.trained}, indent=2))

@@ -25,13 +25,14 @@ from typing import Any
 
 from swift.rollout.multi_turn import MultiTurnScheduler
 
-from codedance_cli.loop.format import data_url, decode_data_url, render_observation
+from codedance_cli.loop.format import render_observation
 from codedance_cli.loop.parser import parse_turn
 from codedance_cli.loop.prompts import is_toolcall
 from codedance_cli.recipes.common import LoopConfig, SandboxConfig
 from codedance_cli.rewards.rollout_fields import OBSERVATIONS_FIELD, TURNS_FIELD
 from codedance_cli.engines.background_loop import BackgroundLoop
 from codedance_cli.engines.sandbox_sessions import SandboxSessions, error_observation
+from codedance_cli.trajectory.media import data_url, decode_data_url
 
 SETTINGS_ENV = "CODEDANCE_RL_SETTINGS"
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import yaml
 
 from codedance_cli.recipes.rl import RlRecipe
-from codedance_cli.engines.rl_files import RunFiles, atomic_write
+from codedance_cli.common.atomic import atomic_write_text
+from codedance_cli.engines.rl_files import RunFiles
 from codedance_cli.engines.tool_schema import tool_schema_dict
 
 BAT_MODULE = "codedance_cli.engines.verl.bat"
@@ -146,5 +147,5 @@ def verl_env(recipe: RlRecipe, files: RunFiles) -> dict[str, str]:
 
 def write_verl_files(recipe: RlRecipe, files: RunFiles) -> None:
     """reward.json and the tool YAML (the data is exported separately)."""
-    atomic_write(files.reward_config, json.dumps(recipe.reward.model_dump(mode="json"), indent=2))
-    atomic_write(files.tool_config, yaml.safe_dump(tool_config(recipe), sort_keys=False))
+    atomic_write_text(files.reward_config, json.dumps(recipe.reward.model_dump(mode="json"), indent=2))
+    atomic_write_text(files.tool_config, yaml.safe_dump(tool_config(recipe), sort_keys=False))

@@ -29,12 +29,13 @@ from PIL import Image
 from verl.tools.base_tool import BaseTool
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
-from codedance_cli.loop.format import fit_image, observation_text
+from codedance_cli.loop.format import observation_text
 from codedance_cli.loop.grammar import observation_failed
 from codedance_cli.loop.prompts import TOOL_NAME, TOOL_RESPONSE_NUDGE, TOOLCALL_VERSION, is_toolcall
 from codedance_cli.recipes.common import LoopConfig, SandboxConfig
 from codedance_cli.engines.sandbox_sessions import SandboxSessions, error_observation
 from codedance_cli.engines.tool_schema import tool_schema_dict
+from codedance_cli.trajectory.media import fit_image
 
 
 def default_tool_schema() -> OpenAIFunctionToolSchema:
