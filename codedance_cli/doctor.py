@@ -69,7 +69,7 @@ def _docker_engine() -> Check:
 
 def _seccomp() -> Check:
     """Builds the filter the sandbox worker loads, the way the worker builds it (python3-seccomp, else pyseccomp)."""
-    from codedance_cli.sandbox.worker import build_seccomp_filter
+    from codedance_cli.sandbox.worker.lockdown import build_seccomp_filter
 
     flt, problem = build_seccomp_filter()
     if flt is None:
