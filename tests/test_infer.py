@@ -12,7 +12,7 @@ from rich.console import Console
 
 from codedance_cli.infer.run import save_produced_images, show_turn, trajectory_json, with_model_override
 from codedance_cli.recipes import load_recipe
-from codedance_cli.trajectory.html import render_html, write_html
+from codedance_cli.viewer.html import render_html, write_html
 from codedance_cli.trajectory.schema import Observation, Trajectory, Turn, encode_image
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from codedance_cli.judge.client import JudgeClient, VerdictCache, judge_messages, parse_verdict
+from codedance_cli.rewards.judge_client import JudgeClient, VerdictCache, judge_messages, parse_verdict
 from codedance_cli.judge.server import build_serve_command
 from test_clients import FlakyServer
 

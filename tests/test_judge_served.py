@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from codedance_cli.clients.openai_http import OpenAIClient
-from codedance_cli.judge.client import JudgeClient
+from codedance_cli.rewards.judge_client import JudgeClient
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -21,8 +21,8 @@ from PIL import Image
 
 from codedance_cli.eval.scoring import ScoredSample
 from codedance_cli.eval.viewer import prediction_of
-from codedance_cli.trajectory.html import Prediction, render_html
-from codedance_cli.trajectory.html_text import attribute, shorten, visible
+from codedance_cli.viewer.html import Prediction, render_html
+from codedance_cli.viewer.html_text import attribute, shorten, visible
 from codedance_cli.trajectory.schema import Observation, Trajectory, Turn, encode_image
 
 UNBROKEN = "x" * 3000

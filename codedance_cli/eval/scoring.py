@@ -117,7 +117,7 @@ async def apply_judge(
 
     Verdicts are cached on disk, so re-scoring a finished run asks nothing twice. Returns the number of samples judged.
     """
-    from codedance_cli.judge.client import JudgeClient
+    from codedance_cli.rewards.judge_client import JudgeClient
 
     wanted = [s for s in scored if s.prediction is None or (judge_config.mode == "wrong" and not s.correct)]
     if not wanted:

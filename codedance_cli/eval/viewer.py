@@ -1,6 +1,6 @@
 """The eval's HTML viewer: trajectories with their images, filterable by correct / wrong.
 
-Rendering is the shared `codedance_cli.trajectory.html` page (the same one `codedance infer --html`
+Rendering is the shared `codedance_cli.viewer.html` page (the same one `codedance infer --html`
 writes); this module only picks which samples go in, labels them, and says how each prediction was read,
 so that a card whose graded answer differs from its answer tag says why instead of contradicting itself.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from codedance_cli.eval.samples import SampleRecord
 from codedance_cli.eval.scoring import ScoredSample
-from codedance_cli.trajectory.html import Prediction, write_html
+from codedance_cli.viewer.html import Prediction, write_html
 from codedance_cli.trajectory.schema import Trajectory
 
 

@@ -163,7 +163,7 @@ def run(
     if trajectory.metadata.get("error"):
         console.print(f"[red]error:[/] {trajectory.metadata['error']}")
     if html is not None:
-        from codedance_cli.trajectory.html import write_html
+        from codedance_cli.viewer.html import write_html
 
         console.print(f"html: {write_html(html, [trajectory], title=question)}")  # the page cuts it at a word
     if as_json:

@@ -45,7 +45,7 @@ JUDGE_URL_ENV = "CODEDANCE_JUDGE_URL"
 
 
 class Judge(Protocol):
-    """What the score needs of a judge (`JudgePool` below wraps `codedance_cli.judge.client.JudgeClient`)."""
+    """What the score needs of a judge (`JudgePool` below wraps `codedance_cli.rewards.judge_client.JudgeClient`)."""
 
     async def verdict(self, question: str, reference: str, candidate: str, *, math: bool = False) -> bool: ...
 
@@ -136,7 +136,7 @@ def make_judge(config: RewardConfig) -> JudgePool | None:
     endpoint = os.environ.get(JUDGE_URL_ENV) or config.judge_endpoint
     if not endpoint:
         return None
-    from codedance_cli.judge.client import JudgeClient
+    from codedance_cli.rewards.judge_client import JudgeClient
 
     urls = [url.strip() for url in endpoint.split(",") if url.strip()]
     clients = [

@@ -90,7 +90,7 @@ async def _run_teacher(recipe: SynthRecipe, sandbox, advance) -> SynthSummary:
     client = create_client(recipe.teacher, concurrency=recipe.loop.concurrency)
     judge = None
     if recipe.judge is not None:
-        from codedance_cli.judge.client import JudgeClient
+        from codedance_cli.rewards.judge_client import JudgeClient
 
         judge = JudgeClient(recipe.judge.endpoint, recipe.judge.model, concurrency=recipe.judge.concurrency,
                             cache=recipe.output / "judge_cache.jsonl")

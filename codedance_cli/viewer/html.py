@@ -21,9 +21,9 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
-from codedance_cli.trajectory.html_text import attribute, mark_controls, shorten, visible
+from codedance_cli.viewer.html_text import attribute, mark_controls, shorten, visible
 from codedance_cli.trajectory.schema import Observation, Trajectory, Turn
-from codedance_cli.trajectory.turn_parts import flag_notes, split_turn
+from codedance_cli.viewer.turn_parts import flag_notes, split_turn
 
 _FORMATTER = HtmlFormatter(style="friendly", cssclass="code")
 TITLE_CHARS = 120  # the page title
