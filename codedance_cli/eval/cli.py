@@ -42,7 +42,7 @@ def list_registered(as_json: bool) -> None:
     from rich.table import Table
 
     from codedance_cli.eval.benchmarks import registry
-    from codedance_cli.recipes.cli import describe_fields
+    from codedance_cli.recipes.fields import describe_fields
 
     rows = [
         {
