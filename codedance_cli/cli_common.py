@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-RecipeArg = Annotated[Path, typer.Argument(help="YAML recipe (see recipes/).", show_default=False)]
+RECIPE_HELP = "YAML recipe file, or the name of a bundled recipe such as nano/sft (see `codedance recipe ls`)."
+RecipeArg = Annotated[Path, typer.Argument(help=RECIPE_HELP, show_default=False)]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", "-s", help="Override a recipe field: --set train.learning_rate=1e-5 (repeatable)."),

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from codedance_cli.cli_common import DryRunOpt, JsonOpt, SetOpt, run_stage
+from codedance_cli.cli_common import RECIPE_HELP, DryRunOpt, JsonOpt, SetOpt, run_stage
 
 
 def command(
-    recipe: Annotated[Path | None, typer.Argument(help="YAML eval recipe (see recipes/).", show_default=False)] = None,
+    recipe: Annotated[Path | None, typer.Argument(help=RECIPE_HELP, show_default=False)] = None,
     set: SetOpt = None,
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,

@@ -13,7 +13,7 @@ from codedance_cli.cli_common import DryRunOpt, JsonOpt, SetOpt
 def command(
     question: Annotated[str, typer.Argument(help="The question to ask about the image.")],
     image: Annotated[list[Path], typer.Option("--image", "-i", help="Input image (repeatable).")],
-    recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Infer recipe.")] = Path("recipes/nano/infer.yaml"),
+    recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Infer recipe: a file or a bundled name.")] = Path("nano/infer"),
     model: Annotated[str | None, typer.Option("--model", "-m", help="Endpoint URL or local model folder (overrides the recipe).")] = None,
     set: SetOpt = None,
     json: JsonOpt = False,

@@ -2,6 +2,10 @@
 
 Every failure is a `BadInput` whose one-line message names the file and the
 dotted field, with a did-you-mean hint for misspelled keys.
+
+A recipe is a file, or else the name of a bundled one (`nano/sft`, see bundled.py). `extends:` is looked up
+relative to the recipe's folder first, then as a bundled name (`extends: nano/base`), so a bundled recipe copied
+elsewhere by `codedance recipe cp` (which rewrites its relative `extends:` to the bundled name) keeps working.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from codedance_cli.errors import BadInput
 from codedance_cli.recipes.base import StageRecipe
+from codedance_cli.recipes.bundled import bundled_path, suggest, unknown_recipe
 
 # stage name -> "module:Class"; imported lazily so `codedance --help` stays fast.
 STAGE_SCHEMAS: dict[str, str] = {
@@ -36,6 +41,19 @@ def schema_for(stage: str) -> type[StageRecipe]:
         raise BadInput(f"unknown stage {stage!r}{_hint(stage, STAGE_SCHEMAS)}; expected one of {', '.join(STAGE_SCHEMAS)}")
     module_name, class_name = target.split(":")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def find_recipe(recipe: Path | str) -> Path:
+    """The file `recipe` names: an existing file, else the bundled recipe of that name; BadInput with a hint otherwise."""
+    path = Path(recipe).expanduser()
+    if path.is_file():
+        return path
+    found = bundled_path(str(recipe))
+    if found is not None:
+        return found
+    if path.is_dir():
+        raise BadInput(f"{path}: is a folder, not a recipe file")
+    raise BadInput(unknown_recipe(str(recipe)))
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -68,7 +86,7 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 
 def resolve_extends(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Load `path` with its `extends:` parents merged underneath it (relative to the file)."""
+    """Load `path` with its `extends:` parents merged underneath it (see find_parent)."""
     path = path.resolve()
     if path in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path))
@@ -79,10 +97,18 @@ def resolve_extends(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         return data
     if not isinstance(parent, str):
         raise BadInput(f"{path}: field 'extends': must be a path string")
-    parent_path = (path.parent / parent).resolve()
-    if not parent_path.is_file():
-        raise BadInput(f"{path}: field 'extends': {parent} not found (looked at {parent_path})")
-    return deep_merge(resolve_extends(parent_path, (*_seen, path)), data)
+    return deep_merge(resolve_extends(find_parent(path, parent), (*_seen, path)), data)
+
+
+def find_parent(path: Path, parent: str) -> Path:
+    """`extends: parent` of the recipe at `path`: relative to its folder, else a bundled name such as `nano/base`."""
+    relative = (path.parent / Path(parent).expanduser()).resolve()
+    if relative.is_file():
+        return relative
+    bundled = bundled_path(parent)
+    if bundled is not None:
+        return bundled.resolve()
+    raise BadInput(f"{path}: field 'extends': {parent} not found (looked at {relative} and among the bundled recipes){suggest(parent)}")
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -125,8 +151,8 @@ def _set_path(root: dict[str, Any], parts: list[str], value: Any, item: str) -> 
 
 
 def load_recipe(path: Path | str, overrides: list[str] | None = None, expect_stage: str | None = None) -> StageRecipe:
-    """The validated recipe object for `path`, after extends and overrides."""
-    path = Path(path)
+    """The validated recipe object for `path` (a file or a bundled name), after extends and overrides."""
+    path = find_recipe(path)
     data = apply_overrides(resolve_extends(path), overrides or [])
     stage = data.get("stage")
     if stage is None:
