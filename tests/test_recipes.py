@@ -143,3 +143,26 @@ def test_bad_set_on_the_command_line_exits_2() -> None:
     assert result.returncode == 2
     assert "no_such_field" in result.stderr and str(recipe) in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# (bundled recipe, its top-level key, the typo): a required key (its absence is a consequence of the typo, not news),
+# an optional one, a section, and `extends` itself.
+TOP_LEVEL_TYPOS = [("nano/sft", "model", "modle"), ("nano/synth", "num_items", "num_itmes"), ("nano/rl", "train", "trian"),
+                   ("nano/eval", "extends", "extend")]
+
+
+@pytest.mark.parametrize(("name", "key", "typo"), TOP_LEVEL_TYPOS, ids=[t[2] for t in TOP_LEVEL_TYPOS])
+def test_a_typo_in_a_recipe_file_gets_the_hint_a_set_typo_gets(name: str, key: str, typo: str, tmp_path: Path) -> None:
+    source = REPO_ROOT / "recipes" / f"{name}.yaml"
+    typoed = tmp_path / source.name
+    text = source.read_text()
+    assert f"\n{key}:" in text
+    typoed.write_text(text.replace(f"\n{key}:", f"\n{typo}:", 1).replace("extends: base.yaml", "extends: nano/base"))
+    from_file = run_codedance("recipe", "check", typoed)
+    assert from_file.returncode == 2
+    (line,) = from_file.stderr.strip().splitlines()
+    assert line == f"error: {typoed}: unknown field '{typo}' (did you mean '{key}'?)"
+    if key != "extends":  # `--set extends=...` is not a way to extend
+        from_set = run_codedance("recipe", "check", source, "--set", f"{typo}=1")
+        assert from_set.returncode == 2
+        assert from_set.stderr.strip() == f"error: {source}: unknown field '{typo}' (did you mean '{key}'?)"

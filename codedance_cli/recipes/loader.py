@@ -167,14 +167,20 @@ def load_recipe(path: Path | str, overrides: list[str] | None = None, expect_sta
 
 
 def format_validation_error(path: Path, schema: type[BaseModel], exc: ValidationError) -> str:
-    """One line: the file, the first bad field, what is wrong, and a hint; plus a count of the rest."""
-    errors = exc.errors()
+    """One line: the file, the first bad field, what is wrong, and a hint; plus a count of the rest.
+
+    Unknown keys come first: a misspelled required key (`modle:`) also makes `model` missing, and the typo with its
+    did-you-mean is what the user must fix, in a file just as through `--set`.
+    """
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     loc = tuple(first["loc"])
     dotted = ".".join(str(p) for p in loc)
     if first["type"] == "extra_forbidden":
-        allowed = allowed_fields(schema, loc[:-1])
-        message = f"{path}: unknown field '{dotted}'{_hint(str(loc[-1]), allowed)}"
+        allowed = allowed_fields(schema, loc[:-1]) + (["extends"] if len(loc) == 1 else [])
+        meant = _closest(str(loc[-1]), allowed)
+        message = f"{path}: unknown field '{dotted}'" + (f" (did you mean '{meant}'?)" if meant else "")
+        errors = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) == (*loc[:-1], meant))]
     elif first["type"] == "missing":
         message = f"{path}: field '{dotted}': required but missing"
     else:
@@ -210,6 +216,11 @@ def _model_in(annotation: Any) -> Any:
     return None
 
 
-def _hint(name: str, candidates: Any) -> str:
+def _closest(name: str, candidates: Any) -> str | None:
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return close[0] if close else None
+
+
+def _hint(name: str, candidates: Any) -> str:
+    meant = _closest(name, candidates)
+    return f" (did you mean '{meant}'?)" if meant else ""
