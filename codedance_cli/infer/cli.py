@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from codedance_cli.cli_common import DryRunOpt, JsonOpt, SetOpt
+from codedance_cli.cli_common import DryRunOpt, JsonOpt, SetOpt, check_models
 
 
 def command(
@@ -28,4 +28,5 @@ def command(
     from codedance_cli.recipes import load_recipe
 
     loaded = with_model_override(load_recipe(recipe, set or [], expect_stage="infer"), model)
+    check_models(loaded, str(recipe), dry_run)
     run(loaded, dry_run=dry_run, question=question, images=image, as_json=json, html=html)

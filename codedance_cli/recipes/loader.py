@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from codedance_cli.errors import BadInput
 from codedance_cli.recipes.base import StageRecipe
 from codedance_cli.recipes.bundled import bundled_path, suggest, unknown_recipe
+from codedance_cli.recipes.model_paths import resolve_model_paths
 
 # stage name -> "module:Class"; imported lazily so `codedance --help` stays fast.
 STAGE_SCHEMAS: dict[str, str] = {
@@ -161,9 +162,10 @@ def load_recipe(path: Path | str, overrides: list[str] | None = None, expect_sta
         raise BadInput(f"{path}: field 'stage': this is a {stage!r} recipe, but `codedance {expect_stage}` needs a {expect_stage!r} recipe")
     schema = schema_for(str(stage))
     try:
-        return schema.model_validate(data)
+        recipe = schema.model_validate(data)
     except ValidationError as exc:
         raise BadInput(format_validation_error(path, schema, exc)) from None
+    return resolve_model_paths(recipe, path.parent)
 
 
 def format_validation_error(path: Path, schema: type[BaseModel], exc: ValidationError) -> str:
