@@ -11,11 +11,11 @@ from typing import Annotated
 
 import typer
 import yaml
-from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
 from codedance_cli.cli_common import JsonOpt, RecipeArg, SetOpt
+from codedance_cli.console import make_console
 
 app = typer.Typer(help="Validate, explain, list and copy recipes.", no_args_is_help=True)
 
@@ -35,13 +35,19 @@ def check(
     if json:
         typer.echo(jsonlib.dumps(data, indent=2))
         return
-    console = Console()
-    console.print(f"[green]ok[/] {recipe} ([bold]{resolved.stage}[/] recipe)")
-    console.print(Syntax(yaml.safe_dump(data, sort_keys=False), "yaml"))
+    console = make_console()
+    console.print(f"[green]ok[/] {recipe} ([bold]{resolved.stage}[/] recipe)", highlight=False)
+    text = yaml.safe_dump(data, sort_keys=False, width=float("inf"))  # yaml would fold long strings at 80 columns
+    if console.is_terminal:
+        console.print(Syntax(text, "yaml", word_wrap=True))
+    else:  # a file or a pipe: the plain YAML, every line whole (Syntax pads or crops to the width)
+        console.print(text.rstrip("\n"), markup=False, highlight=False)
     if explain:
         from codedance_cli.recipes.fields import describe_fields
 
         table = Table("field", "type", "description")
+        for column in table.columns:
+            column.overflow = "fold"  # a narrow terminal folds long names instead of cutting them with '…'
         for name, annotation, description in describe_fields(type(resolved)):
             table.add_row(name, annotation, description)
         console.print(table)
@@ -55,10 +61,11 @@ def ls(json: JsonOpt = False) -> None:
         typer.echo(jsonlib.dumps(rows, indent=2))
         return
     table = Table("name", "stage", "description")
-    table.columns[2].overflow = "fold"
+    for column in table.columns:
+        column.overflow = "fold"
     for row in rows:
         table.add_row(row["name"], row["stage"] or "-", row["description"])
-    Console().print(table)
+    make_console().print(table)
 
 
 def bundled_rows() -> list[dict[str, str | None]]:

@@ -38,13 +38,13 @@ def import_(
     json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Read CodeDance-SFT / CodeDance-RL / plain VQA data into the trajectory format; bad rows are reported, never dropped silently."""
-    from rich.console import Console
+    from codedance_cli.console import make_console
     from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from codedance_cli.data.importer import ERRORS_FILE, import_dataset
 
-    console = Console(stderr=json)
+    console = make_console(stderr=json)
     with Progress(SpinnerColumn(), TextColumn("[bold]import[/] {task.description}"), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
         bar = progress.add_task(str(source), total=limit)
         report = import_dataset(source, output, format, split=split, column_overrides=_column_overrides(column), limit=limit,

@@ -38,7 +38,7 @@ def list_registered(as_json: bool) -> None:
     """Print the benchmark registry: name, answer type, hub id, options."""
     import json as jsonlib
 
-    from rich.console import Console
+    from codedance_cli.console import make_console
     from rich.table import Table
 
     from codedance_cli.eval.benchmarks import registry
@@ -65,5 +65,6 @@ def list_registered(as_json: bool) -> None:
             row["hub_id"] or "-",
             "\n".join(row["options"]) or "-",
         )
-    Console().print(table)
-    Console().print("Options are set per benchmark in the recipe (benchmarks[].options); `--list --json` explains each.")
+    console = make_console()
+    console.print(table)
+    console.print("Options are set per benchmark in the recipe (benchmarks[].options); `--list --json` explains each.")

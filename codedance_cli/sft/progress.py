@@ -19,6 +19,8 @@ from typing import IO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from codedance_cli.console import make_console
+
 RECORD = re.compile(r"\{'[^{}]*'global_step/max_steps': '(\d+)/(\d+)'[^{}]*\}")
 LAST_CHECKPOINT = re.compile(r"last_model_checkpoint: (\S+)")
 
@@ -58,7 +60,7 @@ def follow(process: subprocess.Popen[str], log_path: Path, console: Console | No
     instead, so a long SFT is never silent there.
     """
     log = TrainLog()
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     started, printed_step = time.monotonic(), -1
     stream: IO[str] = process.stdout  # type: ignore[assignment]
     columns = (TextColumn("swift sft"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from codedance_cli.console import make_console
 from codedance_cli.errors import BadInput, EngineFailed
 from codedance_cli.recipes.sft import SftRecipe
 from codedance_cli.sft.command import resolve_model, swift_args, swift_env, swift_launcher
@@ -44,7 +45,7 @@ def check_dataset(recipe: SftRecipe) -> None:
 
 
 def run(recipe: SftRecipe, *, dry_run: bool = False, console: Console | None = None) -> SftResult:
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     model = resolve_model(recipe.model)
     if dry_run:  # the plan does not need the data; say what is missing instead of refusing
         try:
