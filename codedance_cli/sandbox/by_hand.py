@@ -6,6 +6,7 @@ import asyncio
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from rich.panel import Panel
 
@@ -63,12 +64,12 @@ def report(observation: Observation, paths: list[Path], as_json: bool) -> None:
     status = "ok" if observation.ok else f"[red]{observation.error_type}[/]"
     console.print(f"[bold]status[/] {status}   [bold]duration[/] {observation.duration_s * 1000:.1f} ms"
                   + ("   [yellow]output truncated[/]" if observation.truncated else ""), highlight=False)
+    boxed: dict[str, Any] = {"title_align": "left", "expand": console.is_terminal}  # piped: a box as wide as its text, not the canvas
     if observation.stdout:
-        console.print(Panel(observation.stdout.rstrip("\n"), title="stdout", title_align="left", expand=console.is_terminal), highlight=False, markup=False)
+        console.print(Panel(observation.stdout.rstrip("\n"), title="stdout", **boxed), highlight=False, markup=False)
     if observation.stderr:
-        console.print(Panel(observation.stderr.rstrip("\n"), title="stderr", title_align="left", expand=console.is_terminal, border_style="yellow"),
-                      highlight=False, markup=False)
+        console.print(Panel(observation.stderr.rstrip("\n"), title="stderr", border_style="yellow", **boxed), highlight=False, markup=False)
     if observation.error:
-        console.print(Panel(observation.error, title="error", title_align="left", expand=console.is_terminal, border_style="red"), highlight=False, markup=False)
+        console.print(Panel(observation.error, title="error", border_style="red", **boxed), highlight=False, markup=False)
     for path in paths:
         console.print(f"image: {path}", highlight=False)
