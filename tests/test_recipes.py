@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +168,19 @@ def test_a_typo_in_a_recipe_file_gets_the_hint_a_set_typo_gets(name: str, key: s
         from_set = run_codedance("recipe", "check", source, "--set", f"{typo}=1")
         assert from_set.returncode == 2
         assert from_set.stderr.strip() == f"error: {source}: unknown field '{typo}' (did you mean '{key}'?)"
+
+
+def test_the_recipes_leaf_never_imports_the_command_line() -> None:
+    """The command face is codedance_cli/recipe_commands.py; the leaf itself imports no CLI plumbing (no cycle)."""
+    program = (
+        "import importlib, pkgutil, sys\n"
+        "import codedance_cli.recipes as leaf\n"
+        "for module in pkgutil.iter_modules(leaf.__path__):\n"
+        "    importlib.import_module(f'codedance_cli.recipes.{module.name}')\n"
+        "print(sorted(m for m in sys.modules if m in ('codedance_cli.cli', 'codedance_cli.cli_common', 'typer')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert not (REPO_ROOT / "codedance_cli" / "recipes" / "cli.py").exists()
+    assert (REPO_ROOT / "codedance_cli" / "recipe_commands.py").is_file()
