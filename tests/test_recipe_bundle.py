@@ -33,6 +33,7 @@ def test_the_bundle_is_the_repository_folder_and_is_package_data() -> None:
 @pytest.mark.slow
 def test_a_built_wheel_carries_every_recipe_as_a_real_file(tmp_path: Path) -> None:
     """What `pip install .` installs: setuptools follows the symlink, so the wheel holds the files themselves."""
+    pytest.importorskip("setuptools", reason="the offline build needs setuptools in this environment")
     tree = tmp_path / "tree"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     shutil.copytree(REPO_ROOT / "codedance_cli", tree / "codedance_cli", symlinks=True, ignore=ignore)
