@@ -16,7 +16,7 @@ from codedance_cli.eval.cli import command as eval_command
 from codedance_cli.filter.cli import command as filter_command
 from codedance_cli.infer.cli import command as infer_command
 from codedance_cli.judge.cli import app as judge_app
-from codedance_cli.recipes.cli import app as recipe_app
+from codedance_cli.recipe_commands import app as recipe_app
 from codedance_cli.rl.cli import command as rl_command
 from codedance_cli.sandbox_commands import app as sandbox_app
 from codedance_cli.sft.cli import command as sft_command

@@ -38,14 +38,15 @@ def import_(
     json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Read CodeDance-SFT / CodeDance-RL / plain VQA data into the trajectory format; bad rows are reported, never dropped silently."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+
+    from codedance_cli.console import make_console
 
     from codedance_cli.common.progress import progress_bar
     from codedance_cli.data.importer import ERRORS_FILE, import_dataset
 
-    console = Console(stderr=json)
+    console = make_console(stderr=json)
     with progress_bar("import", console) as progress:
         bar = progress.add_task(escape(str(source)), total=limit)
         report = import_dataset(source, output, format, split=split, column_overrides=_column_overrides(column), limit=limit,

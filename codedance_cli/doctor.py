@@ -9,10 +9,10 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 
-from rich.console import Console
 from rich.table import Table
 
 from codedance_cli.cli_common import JsonOpt
+from codedance_cli.console import make_console
 
 
 @dataclass
@@ -104,4 +104,4 @@ def command(json: JsonOpt = False) -> None:
     table = Table("component", "status", "detail", "needed for", title="codedance doctor")
     for c in checks:
         table.add_row(c.name, "[green]found[/]" if c.found else "[yellow]missing[/]", c.detail, c.needed_for)
-    Console().print(table)
+    make_console().print(table)

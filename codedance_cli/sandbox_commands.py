@@ -49,14 +49,14 @@ def build_image(
     import json
     from dataclasses import asdict
 
-    from rich.console import Console
+    from codedance_cli.console import make_console
 
     from codedance_cli.errors import BadInput
     from codedance_cli.sandbox.image import build_image as build
 
     if method not in ("auto", "rootfs", "dockerfile"):
         raise BadInput(f"--method: expected auto, rootfs or dockerfile, got {method!r}")
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     with console.status(f"building {image}") as status:
         result = build(image, method, force,  # type: ignore[arg-type]
                        on_line=lambda line: status.update(f"building {image}: {line[:100]}"), python_image=python_image)

@@ -17,11 +17,11 @@ STAGES = ["synth", "filter", "sft", "rl", "judge", "eval", "infer"]
 COMMANDS = [
     (["synth"], "recipe"), (["filter"], "recipe"), (["sft"], "recipe"), (["rl"], "recipe"),
     (["judge", "serve"], "recipe"), (["eval"], "recipe"), (["infer"], "recipe"),
-    (["recipe", "check"], "recipe"), (["doctor"], "--json"),
+    (["recipe", "check"], "recipe"), (["recipe", "ls"], "--json"), (["recipe", "cp"], "--force"), (["doctor"], "--json"),
     (["sandbox", "run"], "script"), (["sandbox", "build-image"], "Usage"),
     (["data", "import"], "Usage"), (["data", "export"], "Usage"),
 ]
-GROUPS = {"judge": ["serve"], "recipe": ["check"], "sandbox": ["run", "build-image"], "data": ["import", "export"]}
+GROUPS = {"judge": ["serve"], "recipe": ["check", "ls", "cp"], "sandbox": ["run", "build-image"], "data": ["import", "export"]}
 
 runner = CliRunner()
 

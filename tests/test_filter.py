@@ -122,8 +122,9 @@ def test_nano_filter_with_the_tiny_model(solved: Path, tmp_path: Path, tiny_mode
         assert traj.metadata["weak_samples"] == 2 and traj.metadata["difficulty"] in ("hard", "medium", "easy")
 
 
-def test_filter_bad_input_is_one_line(tmp_path: Path) -> None:
-    result = run_codedance("filter", "recipes/nano/filter.yaml", "--set", f"input.path={tmp_path / 'missing'}")
+def test_filter_bad_input_is_one_line(tmp_path: Path, tiny_model_dir: Path) -> None:
+    result = run_codedance("filter", "recipes/nano/filter.yaml", "--set", f"input.path={tmp_path / 'missing'}",
+                           "--set", f"weak_model.path={tiny_model_dir}")  # else a missing model folder is reported first
     assert result.returncode == 2 and "input.path" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 

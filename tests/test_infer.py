@@ -56,8 +56,8 @@ def test_infer_cli_with_the_tiny_model_json_and_html(codedance, tiny_model_dir, 
     assert "turn 1" in result.stderr  # the live view goes to stderr when --json owns stdout
 
 
-def test_infer_bad_input_is_one_line_exit_2(codedance):
-    result = codedance("infer", "--image", "missing.png", "q")
+def test_infer_bad_input_is_one_line_exit_2(codedance, tiny_model_dir):
+    result = codedance("infer", "--image", "missing.png", "q", "--model", tiny_model_dir)  # else a missing model folder comes first
     assert result.returncode == 2 and result.stderr.strip() == "error: --image missing.png: file not found"
 
 

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "codedance_cli"
 
 RANKS: dict[str, float] = {
     "sandbox.worker": 0,
-    "common": 1, "errors": 1, "__version__": 1,
+    "common": 1, "errors": 1, "console": 1, "__version__": 1,
     "models": 2,
     "recipes": 3,
     "trajectory": 4,
@@ -27,7 +27,7 @@ RANKS: dict[str, float] = {
     "cli_common": 11.5,  # the commands' shared options and error exit, used by every stage's cli.py
     "synth": 12, "filter": 12, "sft": 12, "rl": 12, "eval": 12, "infer": 12, "judge": 12,
     "doctor": 13, "data_commands": 13, "sandbox_commands": 13, "recipe_commands": 13,
-    "cli": 14, "__main__": 15, "__init__": 1,
+    "cli": 14, "__main__": 15, "__init__": 1, "recipes_bundled": 3,
 }
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,3 +145,43 @@ def test_bad_set_on_the_command_line_exits_2() -> None:
     assert result.returncode == 2
     assert "no_such_field" in result.stderr and str(recipe) in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# (bundled recipe, its top-level key, the typo): a required key (its absence is a consequence of the typo, not news),
+# an optional one, a section, and `extends` itself.
+TOP_LEVEL_TYPOS = [("nano/sft", "model", "modle"), ("nano/synth", "num_items", "num_itmes"), ("nano/rl", "train", "trian"),
+                   ("nano/eval", "extends", "extend")]
+
+
+@pytest.mark.parametrize(("name", "key", "typo"), TOP_LEVEL_TYPOS, ids=[t[2] for t in TOP_LEVEL_TYPOS])
+def test_a_typo_in_a_recipe_file_gets_the_hint_a_set_typo_gets(name: str, key: str, typo: str, tmp_path: Path) -> None:
+    source = REPO_ROOT / "recipes" / f"{name}.yaml"
+    typoed = tmp_path / source.name
+    text = source.read_text()
+    assert f"\n{key}:" in text
+    typoed.write_text(text.replace(f"\n{key}:", f"\n{typo}:", 1).replace("extends: base.yaml", "extends: nano/base").replace("extends: model_base.yaml", "extends: nano/model_base"))
+    from_file = run_codedance("recipe", "check", typoed)
+    assert from_file.returncode == 2
+    (line,) = from_file.stderr.strip().splitlines()
+    # first the typo; a field it left unset may add "[+1 more error(s)]" (sft's model then has no path)
+    assert line.startswith(f"error: {typoed}: unknown field '{typo}' (did you mean '{key}'?)")
+    if key != "extends":  # `--set extends=...` is not a way to extend
+        from_set = run_codedance("recipe", "check", source, "--set", f"{typo}=1")
+        assert from_set.returncode == 2
+        assert from_set.stderr.strip() == f"error: {source}: unknown field '{typo}' (did you mean '{key}'?)"
+
+
+def test_the_recipes_leaf_never_imports_the_command_line() -> None:
+    """The command face is codedance_cli/recipe_commands.py; the leaf itself imports no CLI plumbing (no cycle)."""
+    program = (
+        "import importlib, pkgutil, sys\n"
+        "import codedance_cli.recipes as leaf\n"
+        "for module in pkgutil.iter_modules(leaf.__path__):\n"
+        "    importlib.import_module(f'codedance_cli.recipes.{module.name}')\n"
+        "print(sorted(m for m in sys.modules if m in ('codedance_cli.cli', 'codedance_cli.cli_common', 'typer')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert not (REPO_ROOT / "codedance_cli" / "recipes" / "cli.py").exists()
+    assert (REPO_ROOT / "codedance_cli" / "recipe_commands.py").is_file()

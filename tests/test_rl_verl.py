@@ -160,9 +160,10 @@ def test_merge_command_parses_with_verl_model_merger(paper_recipe: RlRecipe, mon
     assert args.target_dir == str(files.root / "merged" / "global_step_40")
 
 
-def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
-    missing = run_codedance(
-        "rl", REPO_ROOT / "recipes" / "nano" / "rl.yaml", "--set", f"output_dir={tmp_path}", "--set", "dataset=/nonexistent"
+def test_bad_inputs_are_one_line_errors(tmp_path: Path, tiny_model_dir: Path) -> None:
+    missing = run_codedance(  # the model must exist: a missing model folder is reported first
+        "rl", REPO_ROOT / "recipes" / "nano" / "rl.yaml", "--set", f"output_dir={tmp_path}", "--set", "dataset=/nonexistent",
+        "--set", f"model={tiny_model_dir}",
     )
     assert (
         missing.returncode == 2

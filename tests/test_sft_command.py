@@ -106,7 +106,8 @@ def test_dry_run_prints_exact_command_and_env(tiny_model_dir: Path, dataset: Pat
 def test_unknown_model_or_dataset_fails_before_anything_starts(tiny_model_dir: Path, dataset: Path, tmp_path: Path) -> None:
     missing_model = run_codedance("sft", NANO, "--set", f"model={tmp_path / 'nope'}", "--set", f"dataset.path={dataset}",
                                   "--set", f"output_dir={tmp_path / 'out'}")
-    assert missing_model.returncode == 2 and "nope" in missing_model.stderr and "folder not found" in missing_model.stderr
+    assert missing_model.returncode == 2
+    assert f"model folder not found: {tmp_path / 'nope'} (from {NANO} field model.path)" in missing_model.stderr
     missing_data = run_codedance("sft", NANO, "--set", f"model={tiny_model_dir}", "--set", f"dataset.path={tmp_path / 'gone'}",
                                  "--set", f"output_dir={tmp_path / 'out'}")
     assert missing_data.returncode == 2 and "dataset.path" in missing_data.stderr and "gone" in missing_data.stderr

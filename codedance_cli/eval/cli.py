@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from codedance_cli.cli_common import DryRunOpt, JsonOpt, SetOpt, run_stage
+from codedance_cli.cli_common import RECIPE_HELP, DryRunOpt, JsonOpt, SetOpt, run_stage
 
 
 def command(
-    recipe: Annotated[Path | None, typer.Argument(help="YAML eval recipe (see recipes/).", show_default=False)] = None,
+    recipe: Annotated[Path | None, typer.Argument(help=RECIPE_HELP, show_default=False)] = None,
     set: SetOpt = None,
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
@@ -38,11 +38,11 @@ def list_registered(as_json: bool) -> None:
     """Print the benchmark registry: name, answer type, hub id, options."""
     import json as jsonlib
 
-    from rich.console import Console
+    from codedance_cli.console import make_console
     from rich.table import Table
 
     from codedance_cli.eval.benchmarks import registry
-    from codedance_cli.recipes.cli import describe_fields
+    from codedance_cli.recipes.fields import describe_fields
 
     rows = [
         {
@@ -65,5 +65,6 @@ def list_registered(as_json: bool) -> None:
             row["hub_id"] or "-",
             "\n".join(row["options"]) or "-",
         )
-    Console().print(table)
-    Console().print("Options are set per benchmark in the recipe (benchmarks[].options); `--list --json` explains each.")
+    console = make_console()
+    console.print(table)
+    console.print("Options are set per benchmark in the recipe (benchmarks[].options); `--list --json` explains each.")

@@ -24,6 +24,7 @@ from rich.markup import escape
 from codedance_cli.clients.base import ModelClient
 from codedance_cli.common.atomic import atomic_write_text
 from codedance_cli.common.progress import progress_bar
+from codedance_cli.console import make_console
 from codedance_cli.errors import BadInput, EngineFailed
 from codedance_cli.eval.benchmarks import Benchmark, get_benchmark
 from codedance_cli.eval.generate import Job, run_direct_mode, run_tool_mode
@@ -52,7 +53,7 @@ def run(
     `client` replaces the recipe's model (tests pass a ScriptedClient: the double sits at the model boundary only).
     `baseline` is an earlier run's output folder (or its results.json) to compare with, e.g. before SFT or mode: direct.
     """
-    console = Console(stderr=json_output)
+    console = make_console(stderr=json_output)
     benchmarks = [(ref, get_benchmark(ref.name, ref.options, source=source)) for ref in recipe.benchmarks]
     if dry_run:
         plan = dry_run_plan(recipe, benchmarks)

@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from codedance_cli.common.progress import progress_bar
+from codedance_cli.console import make_console
 from codedance_cli.errors import BadInput
 from codedance_cli.filter.report import FilterReport, write_report
 from codedance_cli.recipes.filter import FilterRecipe
@@ -35,7 +36,7 @@ def run(recipe: FilterRecipe, *, dry_run: bool = False, json_output: bool = Fals
         check_dataref(recipe.input, "input.path")
     if recipe.hard_max_pass_rate > recipe.medium_max_pass_rate:
         raise BadInput("filter recipe: field 'hard_max_pass_rate': must not exceed medium_max_pass_rate")
-    console = Console(stderr=json_output)
+    console = make_console(stderr=json_output)
     report_dir = recipe.report_dir or recipe.output / "report"
     if dry_run:
         plan = {"input": str(recipe.input.path), "output": str(recipe.output), "report_dir": str(report_dir),

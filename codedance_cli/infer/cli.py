@@ -7,13 +7,13 @@ from typing import Annotated
 
 import typer
 
-from codedance_cli.cli_common import DryRunOpt, JsonOpt, SetOpt
+from codedance_cli.cli_common import DryRunOpt, JsonOpt, SetOpt, check_models
 
 
 def command(
     question: Annotated[str, typer.Argument(help="The question to ask about the image.")],
     image: Annotated[list[Path], typer.Option("--image", "-i", help="Input image (repeatable).")],
-    recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Infer recipe.")] = Path("recipes/nano/infer.yaml"),
+    recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Infer recipe: a file or a bundled name.")] = Path("nano/infer"),
     model: Annotated[str | None, typer.Option("--model", "-m", help="Endpoint URL or local model folder (overrides the recipe).")] = None,
     set: SetOpt = None,
     json: JsonOpt = False,
@@ -28,4 +28,5 @@ def command(
     from codedance_cli.recipes import load_recipe
 
     loaded = with_model_override(load_recipe(recipe, set or [], expect_stage="infer"), model)
+    check_models(loaded, str(recipe), dry_run)
     run(loaded, dry_run=dry_run, question=question, images=image, as_json=json, html=html)

@@ -17,7 +17,9 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 from rich.console import Console
+from rich.rule import Rule
 
+from codedance_cli.console import decoration_width, make_console
 from codedance_cli.errors import BadInput
 from codedance_cli.recipes.infer import InferRecipe
 from codedance_cli.trajectory.schema import Trajectory, Turn
@@ -96,11 +98,13 @@ def show_turn(console: Console, index: int, trajectory: Trajectory, turn: Turn) 
 
     parsed = parse_turn(turn.text, trajectory.prompt_version or "codedance-v1")
     cost = f"{turn.completion_tokens or 0} tokens, {turn.generation_s or 0:.2f}s"
-    console.rule(f"turn {index + 1} [dim]({cost})[/]")
+    console.print(Rule(f"turn {index + 1} [dim]({cost})[/]"), width=decoration_width(console))
     if parsed.reasoning:
         console.print(Text(parsed.reasoning, style="italic"))
     if turn.code is not None:
-        console.print(Syntax(turn.code, "python", theme="monokai", line_numbers=False, word_wrap=True))
+        widest = max((len(line) for line in turn.code.splitlines()), default=0)
+        code_width = None if console.is_terminal or not widest else widest  # piped: whole lines, padded no further
+        console.print(Syntax(turn.code, "python", theme="monokai", line_numbers=False, word_wrap=True, code_width=code_width))
     if turn.observation is not None:
         obs = turn.observation
         body = Text(obs.stdout.rstrip() or "")
@@ -149,12 +153,12 @@ def run(
     if dry_run:
         print(f"model: {backend} {where}\nprompt: {recipe.loop.prompt_version}\nsandbox: {recipe.sandbox.backend}")
         return None
-    console = Console(stderr=as_json)
+    console = make_console(stderr=as_json)
     console.print(f"[bold]{question}[/]  [dim]({backend}: {where}, {recipe.loop.prompt_version})[/]")
     trajectory = asyncio.run(_run_loop(task, recipe, console))
     out_dir = recipe.output_dir / trajectory.task_id
     saved = save_produced_images(trajectory, out_dir)
-    console.rule("result")
+    console.print(Rule("result"), width=decoration_width(console))
     for paths in saved.values():
         for path in paths:
             console.print(f"image: {path}")

@@ -6,8 +6,7 @@ import signal
 import time
 from pathlib import Path
 
-from rich.console import Console
-
+from codedance_cli.console import make_console
 from codedance_cli.errors import BadInput, EngineFailed
 from codedance_cli.judge.server import ServeCommand, ServedModel, build_serve_command
 from codedance_cli.recipes.judge import JudgeRecipe
@@ -38,7 +37,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def run(recipe: JudgeRecipe, *, dry_run: bool = False) -> None:
     """Serve until SIGINT/SIGTERM (then stop the child and exit 0); exports go to stdout."""
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     command = command_for(recipe)
     if dry_run:
         print(command.shell())

@@ -2,6 +2,10 @@
 
 Every failure is a `BadInput` whose one-line message names the file and the
 dotted field, with a did-you-mean hint for misspelled keys.
+
+A recipe is a file, or else the name of a bundled one (`nano/sft`, see bundled.py). `extends:` is looked up
+relative to the recipe's folder first, then as a bundled name (`extends: nano/base`), so a bundled recipe copied
+elsewhere by `codedance recipe cp` (which rewrites its relative `extends:` to the bundled name) keeps working.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from pydantic import BaseModel, ValidationError
 
 from codedance_cli.errors import BadInput
 from codedance_cli.recipes.base import StageRecipe
+from codedance_cli.recipes.bundled import bundled_path, suggest, unknown_recipe
+from codedance_cli.recipes.model_paths import resolve_model_paths
 
 # stage name -> "module:Class"; imported lazily so `codedance --help` stays fast.
 STAGE_SCHEMAS: dict[str, str] = {
@@ -36,6 +42,19 @@ def schema_for(stage: str) -> type[StageRecipe]:
         raise BadInput(f"unknown stage {stage!r}{_hint(stage, STAGE_SCHEMAS)}; expected one of {', '.join(STAGE_SCHEMAS)}")
     module_name, class_name = target.split(":")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def find_recipe(recipe: Path | str) -> Path:
+    """The file `recipe` names: an existing file, else the bundled recipe of that name; BadInput with a hint otherwise."""
+    path = Path(recipe).expanduser()
+    if path.is_file():
+        return path
+    found = bundled_path(str(recipe))
+    if found is not None:
+        return found
+    if path.is_dir():
+        raise BadInput(f"{path}: is a folder, not a recipe file")
+    raise BadInput(unknown_recipe(str(recipe)))
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -81,7 +100,7 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 
 def resolve_extends(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Load `path` with its `extends:` parents merged underneath it (relative to the file)."""
+    """Load `path` with its `extends:` parents merged underneath it (see find_parent)."""
     path = path.resolve()
     if path in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path))
@@ -92,10 +111,18 @@ def resolve_extends(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         return data
     if not isinstance(parent, str):
         raise BadInput(f"{path}: field 'extends': must be a path string")
-    parent_path = (path.parent / parent).resolve()
-    if not parent_path.is_file():
-        raise BadInput(f"{path}: field 'extends': {parent} not found (looked at {parent_path})")
-    return deep_merge(resolve_extends(parent_path, (*_seen, path)), data)
+    return deep_merge(resolve_extends(find_parent(path, parent), (*_seen, path)), data)
+
+
+def find_parent(path: Path, parent: str) -> Path:
+    """`extends: parent` of the recipe at `path`: relative to its folder, else a bundled name such as `nano/base`."""
+    relative = (path.parent / Path(parent).expanduser()).resolve()
+    if relative.is_file():
+        return relative
+    bundled = bundled_path(parent)
+    if bundled is not None:
+        return bundled.resolve()
+    raise BadInput(f"{path}: field 'extends': {parent} not found (looked at {relative} and among the bundled recipes){suggest(parent)}")
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -139,8 +166,8 @@ def _set_path(root: dict[str, Any], parts: list[str], value: Any, item: str) -> 
 
 
 def load_recipe(path: Path | str, overrides: list[str] | None = None, expect_stage: str | None = None) -> StageRecipe:
-    """The validated recipe object for `path`, after extends and overrides."""
-    path = Path(path)
+    """The validated recipe object for `path` (a file or a bundled name), after extends and overrides."""
+    path = find_recipe(path)
     data = apply_overrides(resolve_extends(path), overrides or [])
     stage = data.get("stage")
     if stage is None:
@@ -149,20 +176,27 @@ def load_recipe(path: Path | str, overrides: list[str] | None = None, expect_sta
         raise BadInput(f"{path}: field 'stage': this is a {stage!r} recipe, but `codedance {expect_stage}` needs a {expect_stage!r} recipe")
     schema = schema_for(str(stage))
     try:
-        return schema.model_validate(data)
+        recipe = schema.model_validate(data)
     except ValidationError as exc:
         raise BadInput(format_validation_error(path, schema, exc)) from None
+    return resolve_model_paths(recipe, path.parent)
 
 
 def format_validation_error(path: Path, schema: type[BaseModel], exc: ValidationError) -> str:
-    """One line: the file, the first bad field, what is wrong, and a hint; plus a count of the rest."""
-    errors = exc.errors()
+    """One line: the file, the first bad field, what is wrong, and a hint; plus a count of the rest.
+
+    Unknown keys come first: a misspelled required key (`modle:`) also makes `model` missing, and the typo with its
+    did-you-mean is what the user must fix, in a file just as through `--set`.
+    """
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     loc = tuple(first["loc"])
     dotted = ".".join(str(p) for p in loc)
     if first["type"] == "extra_forbidden":
-        allowed = allowed_fields(schema, loc[:-1])
-        message = f"{path}: unknown field '{dotted}'{_hint(str(loc[-1]), allowed)}"
+        allowed = allowed_fields(schema, loc[:-1]) + (["extends"] if len(loc) == 1 else [])
+        meant = _closest(str(loc[-1]), allowed)
+        message = f"{path}: unknown field '{dotted}'" + (f" (did you mean '{meant}'?)" if meant else "")
+        errors = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) == (*loc[:-1], meant))]
     elif first["type"] == "missing":
         message = f"{path}: field '{dotted}': required but missing"
     else:
@@ -198,6 +232,11 @@ def _model_in(annotation: Any) -> Any:
     return None
 
 
-def _hint(name: str, candidates: Any) -> str:
+def _closest(name: str, candidates: Any) -> str | None:
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return close[0] if close else None
+
+
+def _hint(name: str, candidates: Any) -> str:
+    meant = _closest(name, candidates)
+    return f" (did you mean '{meant}'?)" if meant else ""

@@ -6,11 +6,12 @@ import asyncio
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from rich.console import Console
 from rich.panel import Panel
 
 from codedance_cli.common.atomic import atomic_write_bytes
+from codedance_cli.console import make_console
 from codedance_cli.errors import BadInput, EngineFailed
 from codedance_cli.recipes.common import SandboxConfig
 from codedance_cli.sandbox.protocol import WorkerError
@@ -56,16 +57,16 @@ def report(observation: Observation, paths: list[Path], as_json: bool) -> None:
         payload["images"] = [str(p) for p in paths]
         print(json.dumps(payload, indent=2))
         return
-    console = Console()
+    console = make_console()
     status = "ok" if observation.ok else f"[red]{observation.error_type}[/]"
     console.print(f"[bold]status[/] {status}   [bold]duration[/] {observation.duration_s * 1000:.1f} ms"
                   + ("   [yellow]output truncated[/]" if observation.truncated else ""), highlight=False)
+    boxed: dict[str, Any] = {"title_align": "left", "expand": console.is_terminal}  # piped: a box as wide as its text, not the canvas
     if observation.stdout:
-        console.print(Panel(observation.stdout.rstrip("\n"), title="stdout", title_align="left"), highlight=False, markup=False)
+        console.print(Panel(observation.stdout.rstrip("\n"), title="stdout", **boxed), highlight=False, markup=False)
     if observation.stderr:
-        console.print(Panel(observation.stderr.rstrip("\n"), title="stderr", title_align="left", border_style="yellow"),
-                      highlight=False, markup=False)
+        console.print(Panel(observation.stderr.rstrip("\n"), title="stderr", border_style="yellow", **boxed), highlight=False, markup=False)
     if observation.error:
-        console.print(Panel(observation.error, title="error", title_align="left", border_style="red"), highlight=False, markup=False)
+        console.print(Panel(observation.error, title="error", border_style="red", **boxed), highlight=False, markup=False)
     for path in paths:
         console.print(f"image: {path}", highlight=False)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from codedance_cli.console import make_console
 from codedance_cli.engines.checkpoints import link_last, require_checkpoint
 from codedance_cli.engines.swift.args import resolve_model, swift_executable
 from codedance_cli.engines.swift.launch import run_swift
@@ -45,7 +46,7 @@ def check_dataset(recipe: SftRecipe) -> None:
 
 
 def run(recipe: SftRecipe, *, dry_run: bool = False, console: Console | None = None) -> SftResult:
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     model = resolve_model(recipe.model.require_path("model"))
     if dry_run:  # the plan does not need the data; say what is missing instead of refusing
         try:

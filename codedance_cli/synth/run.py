@@ -8,6 +8,7 @@ import json
 from rich.console import Console
 
 from codedance_cli.common.progress import progress_bar
+from codedance_cli.console import make_console
 from codedance_cli.errors import BadInput
 from codedance_cli.recipes.synth import SynthRecipe
 from codedance_cli.synth.summary import SynthSummary
@@ -15,7 +16,7 @@ from codedance_cli.synth.summary import SynthSummary
 
 def run(recipe: SynthRecipe, *, dry_run: bool = False, json_output: bool = False) -> SynthSummary | None:
     """Validate what the run needs, then synthesize; prints a summary table (or JSON)."""
-    console = Console(stderr=json_output)
+    console = make_console(stderr=json_output)
     _check(recipe, inputs_must_exist=not dry_run)
     if dry_run:
         plan = _plan(recipe)
