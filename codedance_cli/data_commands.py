@@ -99,3 +99,32 @@ def export(
     else:
         raise BadInput(f"--to {to!r}: expected swift or verl")
     typer.echo(jsonlib.dumps({"to": to, "path": str(written)}) if json else f"wrote {written}")
+
+
+@app.command("view")
+def view(
+    trajectories: Annotated[Path, typer.Argument(help="Trajectory folder (or .parquet file).")],
+    html: Annotated[Path, typer.Option("--html", help="The page to write (one self-contained HTML file).")],
+    limit: Annotated[int, typer.Option(help="Show at most this many trajectories.")] = 32,
+    json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
+) -> None:
+    """Write the trajectory viewer for a dataset: every turn, its code, printed output and the images the code made."""
+    from itertools import islice
+
+    from codedance_cli.trajectory.store import check_dataset, iter_trajectories
+    from codedance_cli.viewer.html import write_html
+
+    check_dataset(trajectories)
+    shown = list(islice(iter_trajectories(trajectories), max(limit, 0)))
+    labels = [_correct_label(item.metadata) for item in shown]
+    written = write_html(html, shown, labels, title=f"{trajectories.name}: {len(shown)} trajectories")
+    images = sum(len(turn.observation.images) for item in shown for turn in item.turns if turn.observation is not None)
+    if json:
+        typer.echo(jsonlib.dumps({"path": str(written), "trajectories": len(shown), "output_images": images}))
+    else:
+        typer.echo(f"wrote {written} ({len(shown)} trajectories, {images} images made by their code)")
+
+
+def _correct_label(metadata: dict | None) -> str | None:
+    correct = (metadata or {}).get("correct")
+    return None if correct is None else ("correct" if correct else "wrong")

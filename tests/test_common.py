@@ -5,7 +5,6 @@ Real files in tmp_path, real asyncio event loops, a real rich Console writing to
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import io
 import os
@@ -20,7 +19,6 @@ from codedance_cli.common.atomic import AtomicFile, atomic_symlink, atomic_write
 from codedance_cli.common.concurrency import bounded_map
 from codedance_cli.common.progress import progress_bar
 
-PACKAGE = Path(__file__).resolve().parents[1] / "codedance_cli"
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -273,22 +271,3 @@ def test_progress_bar_title_is_not_read_as_markup():
     with progress_bar("import [data]", console) as progress:
         progress.add_task("x", total=1, completed=1)
     assert sink.getvalue().startswith("import [data] x")
-
-
-# --- layering ---------------------------------------------------------------------------------------
-
-
-def imported_modules(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
-
-
-def test_common_imports_nothing_else_from_codedance_cli():
-    for path in (PACKAGE / "common").glob("*.py"):
-        assert not {m for m in imported_modules(path) if m.startswith("codedance_cli") and not m.startswith("codedance_cli.common")}, path
-

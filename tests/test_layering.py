@@ -12,11 +12,11 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "codedance_cli"
 
 RANKS: dict[str, float] = {
-    "sandbox.worker": 0,
     "common": 1, "errors": 1, "console": 1, "__version__": 1,
     "models": 2,
     "recipes": 3,
     "trajectory": 4,
+    "sandbox.worker": 4.5,  # below the host side, which imports its framing; it imports nothing itself
     "sandbox": 5,
     "clients": 6,
     "loop": 7,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import io
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -12,7 +10,6 @@ from PIL import Image
 from codedance_cli.trajectory import media
 from codedance_cli.trajectory.schema import Trajectory, encode_image, question_text
 
-PACKAGE = Path(__file__).resolve().parents[1] / "codedance_cli"
 
 
 def png(width: int, height: int) -> bytes:
@@ -41,13 +38,3 @@ def test_question_text_moved_with_the_format_and_the_loop_still_re_exports():
     assert question_text(task) == "Which?\nOptions:\nA. x\nB. y"
     assert loop_format.question_text is question_text
     assert (loop_format.data_url, loop_format.decode_data_url, loop_format.fit_image) == (media.data_url, media.decode_data_url, media.fit_image)
-
-
-def imported_modules(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from codedance_cli.errors import BadInput
@@ -51,3 +52,54 @@ def resolve_model(model: str) -> str:
     if HUB_ID.match(model) and not model.startswith("."):
         return model  # ms-swift downloads it (needs network and a hub)
     raise BadInput(f"model {model!r}: model folder not found, and not a hub id of the form org/name")
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What `swift sft` and `swift rlhf` are both told, under the same ms-swift argument names."""
+
+    model: str
+    dataset: Path
+    output_dir: Path
+    tuner_type: str
+    torch_dtype: str
+    learning_rate: float
+    epochs: float
+    per_device_train_batch_size: int
+    gradient_accumulation_steps: int
+    max_length: int
+    gradient_checkpointing: bool
+    seed: int
+    dataloader_num_workers: int
+    dataset_num_proc: int
+    logging_steps: int
+    save_steps: int
+    report_to: str
+    max_steps: int | None
+
+
+def training_args(run: TrainingRun) -> list[str]:
+    """The shared part of both command lines (each stage adds its own flags after it)."""
+    args = [
+        "--model", run.model,
+        "--dataset", str(run.dataset),
+        "--output_dir", str(run.output_dir),
+        "--add_version", "false",
+        "--tuner_type", run.tuner_type,
+        "--torch_dtype", run.torch_dtype,
+        "--learning_rate", repr(run.learning_rate),
+        "--num_train_epochs", repr(run.epochs),
+        "--per_device_train_batch_size", str(run.per_device_train_batch_size),
+        "--gradient_accumulation_steps", str(run.gradient_accumulation_steps),
+        "--max_length", str(run.max_length),
+        "--gradient_checkpointing", flag(run.gradient_checkpointing),
+        "--seed", str(run.seed),
+        "--dataloader_num_workers", str(run.dataloader_num_workers),
+        "--dataset_num_proc", str(run.dataset_num_proc),
+        "--logging_steps", str(run.logging_steps),
+        "--save_steps", str(run.save_steps),
+        "--report_to", run.report_to,
+    ]  # fmt: skip
+    if run.max_steps is not None:
+        args += ["--max_steps", str(run.max_steps)]
+    return args + model_check_args(run.model)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from codedance_cli.engines.swift.args import flag, model_check_args
+from codedance_cli.engines.swift.args import TrainingRun, flag, training_args
 from codedance_cli.recipes.rl import RlRecipe
 from codedance_cli.common.atomic import atomic_write_text
 from codedance_cli.engines.rl_files import RunFiles
@@ -31,41 +31,30 @@ def plugin_path() -> Path:
 def swift_args(recipe: RlRecipe, files: RunFiles) -> list[str]:
     """`swift rlhf` arguments for the recipe."""
     train, swift = recipe.train, recipe.swift
+    run = TrainingRun(
+        model=recipe.model.require_path("model"), dataset=files.swift_train, output_dir=files.checkpoints,
+        tuner_type=swift.train_type, torch_dtype=recipe.model.training_dtype(), learning_rate=train.learning_rate,
+        epochs=train.epochs, per_device_train_batch_size=swift.per_device_train_batch_size,
+        gradient_accumulation_steps=swift.gradient_accumulation_steps, max_length=swift.max_length,
+        gradient_checkpointing=train.gradient_checkpointing, seed=train.seed,
+        dataloader_num_workers=swift.dataloader_num_workers, dataset_num_proc=1, logging_steps=swift.logging_steps,
+        save_steps=train.save_steps, report_to="none", max_steps=train.max_steps,
+    )
     args = [
         "rlhf",
         "--rlhf_type", "grpo",
-        "--model", recipe.model.require_path("model"),
-        "--dataset", str(files.swift_train),
+        *training_args(run),
         "--external_plugins", str(plugin_path()),
         "--reward_funcs", REWARD_NAME,
         "--multi_turn_scheduler", SCHEDULER_NAME,
         "--max_turns", str(recipe.loop.max_turns),
         "--num_generations", str(train.rollout_n),
-        "--per_device_train_batch_size", str(swift.per_device_train_batch_size),
-        "--gradient_accumulation_steps", str(swift.gradient_accumulation_steps),
-        "--learning_rate", str(train.learning_rate),
-        "--num_train_epochs", str(train.epochs),
         "--max_completion_length", str(swift.max_completion_length),
-        "--max_length", str(swift.max_length),
         "--temperature", str(train.temperature),
         "--beta", str(train.kl_coef if train.use_kl_loss else 0.0),
-        "--tuner_type", swift.train_type,
-        "--torch_dtype", recipe.model.training_dtype(),
         "--use_vllm", flag(swift.use_vllm),
-        "--gradient_checkpointing", flag(train.gradient_checkpointing),
-        "--output_dir", str(files.checkpoints),
-        "--add_version", "false",
-        "--save_steps", str(train.save_steps),
-        "--logging_steps", str(swift.logging_steps),
-        "--report_to", "none",
-        "--dataloader_num_workers", str(swift.dataloader_num_workers),
-        "--dataset_num_proc", "1",
-        "--seed", str(train.seed),
         "--log_completions", "true",
     ]  # fmt: skip
-    if train.max_steps is not None:
-        args += ["--max_steps", str(train.max_steps)]
-    args += model_check_args(recipe.model.require_path("model"))
     if swift.model_type:
         args += ["--model_type", swift.model_type]
     if swift.template:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codedance_cli.engines.swift.args import flag, model_check_args
+from codedance_cli.engines.swift.args import TrainingRun, flag, training_args
 from codedance_cli.recipes.common import TRAINING_MAX_PIXELS
 from codedance_cli.recipes.sft import SftRecipe
 
@@ -38,49 +38,39 @@ def swift_env(recipe: SftRecipe) -> dict[str, str]:
 def swift_args(recipe: SftRecipe, model: str, dataset_jsonl: Path, launcher: str = "swift") -> list[str]:
     """The full argv of `swift sft` for `recipe`, training on `dataset_jsonl`."""
     train, parts = recipe.train, recipe.parts
+    run = TrainingRun(
+        model=model, dataset=dataset_jsonl, output_dir=Path(recipe.output_dir).resolve(), tuner_type=parts.tuner_type,
+        torch_dtype=recipe.model.training_dtype(), learning_rate=train.learning_rate, epochs=train.num_train_epochs,
+        per_device_train_batch_size=train.per_device_train_batch_size,
+        gradient_accumulation_steps=train.gradient_accumulation_steps, max_length=train.max_length,
+        gradient_checkpointing=train.gradient_checkpointing, seed=train.seed,
+        dataloader_num_workers=train.dataloader_num_workers, dataset_num_proc=train.dataset_num_proc,
+        logging_steps=train.logging_steps, save_steps=train.save_steps, report_to=train.report_to,
+        max_steps=train.max_steps,
+    )
     argv = [
         launcher, "sft",
-        "--model", model,
+        *training_args(run),
         "--model_type", recipe.model_type,
         "--template", recipe.template,
-        "--dataset", str(dataset_jsonl),
         "--split_dataset_ratio", "0",
-        "--tuner_type", parts.tuner_type,
         "--freeze_vit", flag(parts.freeze_vit),
         "--freeze_aligner", flag(parts.freeze_aligner),
         "--freeze_llm", flag(parts.freeze_llm),
-        "--torch_dtype", recipe.model.training_dtype(),
-        "--learning_rate", repr(train.learning_rate),
-        "--num_train_epochs", repr(train.num_train_epochs),
-        "--per_device_train_batch_size", str(train.per_device_train_batch_size),
-        "--gradient_accumulation_steps", str(train.gradient_accumulation_steps),
         "--warmup_ratio", repr(train.warmup_ratio),
         "--lr_scheduler_type", train.lr_scheduler_type,
         "--weight_decay", repr(train.weight_decay),
         "--max_grad_norm", repr(train.max_grad_norm),
-        "--max_length", str(train.max_length),
-        "--gradient_checkpointing", flag(train.gradient_checkpointing),
-        "--seed", str(train.seed),
-        "--dataloader_num_workers", str(train.dataloader_num_workers),
-        "--dataset_num_proc", str(train.dataset_num_proc),
-        "--logging_steps", str(train.logging_steps),
-        "--save_steps", str(train.save_steps),
         "--save_only_model", flag(train.save_only_model),
-        "--report_to", train.report_to,
-        "--output_dir", str(Path(recipe.output_dir).resolve()),
-        "--add_version", "false",
-    ]
+    ]  # fmt: skip
     if recipe.model_type.startswith(PLUGIN_PREFIX) or recipe.template.startswith(PLUGIN_PREFIX):
         argv += ["--external_plugins", str(PLUGIN_FILE)]
-    argv += model_check_args(model)
-    if train.max_steps is not None:
-        argv += ["--max_steps", str(train.max_steps)]
-    if train.save_total_limit is not None:
-        argv += ["--save_total_limit", str(train.save_total_limit)]
-    if train.deepspeed != "none":
-        argv += ["--deepspeed", train.deepspeed]
-    if train.attn_impl != "auto":
-        argv += ["--attn_impl", train.attn_impl]
+    optional = {
+        "--save_total_limit": train.save_total_limit,
+        "--deepspeed": None if train.deepspeed == "none" else train.deepspeed,
+        "--attn_impl": None if train.attn_impl == "auto" else train.attn_impl,
+    }
+    argv += [item for name, value in optional.items() if value is not None for item in (name, str(value))]
     if parts.tuner_type == "lora":
         argv += ["--lora_rank", str(parts.lora_rank), "--lora_alpha", str(parts.lora_alpha),
                  "--target_modules", *parts.target_modules]

@@ -12,7 +12,6 @@ import binascii
 import csv
 import io
 import json
-import re
 import string
 import sys
 from collections.abc import Iterator, Sequence
