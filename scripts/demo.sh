@@ -86,7 +86,10 @@ stage infer       codedance infer --recipe recipes/nano/infer.yaml "${infer[@]}"
                     --image "$ART/sample/image.png" --html "$ART/infer.html" "$(cat "$ART/sample/question.txt" 2>/dev/null)"
 
 echo
+# The synthesised trajectories as a page: every cell, what it printed and the images it drew (cheap; always redone).
+codedance data view "$ART/synth" --html "$ART/synth.html" --limit 16
+echo
 echo "Artifacts:"
-for p in synth heldout filtered eval-before sft eval-sft rl eval-after infer.html; do echo "  $ART/$p"; done
+for p in synth synth.html heldout filtered eval-before sft eval-sft rl eval-after infer.html; do echo "  $ART/$p"; done
 echo
 python scripts/demo_summary.py "$ART"

@@ -5,7 +5,9 @@ A break anywhere in the synth -> filter -> eval -> sft -> rl -> eval -> infer ch
 
 from __future__ import annotations
 
+
 import json
+import re
 import os
 import subprocess
 import sys
@@ -56,6 +58,9 @@ def test_quick_demo_runs_every_stage_and_restarts_from_a_missing_marker(tiny_mod
     page = (art / "infer.html").read_text()
     assert "<html" in page.lower()
     assert f"Artifacts:\n  {art}/synth\n" in first.stdout and f"  {art}/infer.html" in first.stdout
+    made = re.search(r"wrote \S+synth\.html \(4 trajectories, (\d+) images made by their code\)", first.stdout)
+    assert made and int(made.group(1)) >= 1  # the demo shows at least one cell whose output is an image
+    assert 'class="obs-img"' in (art / "synth.html").read_text() or "<img" in (art / "synth.html").read_text()
 
     # restart: only the stage whose marker is gone runs again
     (art / ".done" / "infer").unlink()
