@@ -5,10 +5,9 @@ A break anywhere in the synth -> filter -> eval -> sft -> rl -> eval -> infer ch
 
 from __future__ import annotations
 
-
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
