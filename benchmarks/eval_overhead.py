@@ -28,7 +28,7 @@ from rich.table import Table
 from codedance_cli.clients import ScriptedClient
 from codedance_cli.eval.benchmarks import get_benchmark
 from codedance_cli.eval.run import run
-from codedance_cli.loop.format import question_text
+from codedance_cli.trajectory.schema import question_text
 from codedance_cli.loop.runner import run_many
 from codedance_cli.recipes import load_recipe
 from codedance_cli.recipes.common import LoopConfig, SandboxConfig

@@ -31,7 +31,7 @@ from pathlib import Path
 from PIL import Image
 
 from codedance_cli.clients.transformers_local import TransformersClient
-from codedance_cli.loop.format import data_url
+from codedance_cli.trajectory.media import data_url
 from codedance_cli.trajectory.schema import encode_image
 
 CONFIGS = {"one at a time (baseline)": {"max_batch_size": 1}, "batched": {}, "batched + gather window": {}}

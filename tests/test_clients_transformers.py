@@ -16,7 +16,8 @@ from PIL import Image
 from codedance_cli.clients import Generation, create_client
 from codedance_cli.clients.generate_batcher import GenerateBatcher
 from codedance_cli.clients.transformers_local import RowEnd, TransformersClient, collate_left_padded, finish_row, to_processor_messages
-from codedance_cli.loop.format import build_messages, data_url
+from codedance_cli.loop.format import build_messages
+from codedance_cli.trajectory.media import data_url
 from codedance_cli.loop.prompts import DEFAULT_VERSION, TOOLCALL_VERSION
 from codedance_cli.loop.runner import run_trajectory
 from codedance_cli.recipes.common import LoopConfig, ModelSpec, SandboxConfig

@@ -16,7 +16,7 @@ import eval_benchmark_files as files
 from codedance_cli.clients import ScriptedClient
 from codedance_cli.eval.benchmarks import get_benchmark
 from codedance_cli.eval.run import run
-from codedance_cli.loop.format import question_text
+from codedance_cli.trajectory.schema import question_text
 from codedance_cli.recipes import load_recipe
 
 

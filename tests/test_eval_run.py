@@ -24,7 +24,7 @@ from codedance_cli.clients import ScriptedClient
 from codedance_cli.errors import BadInput
 from codedance_cli.eval.benchmarks import get_benchmark
 from codedance_cli.eval.run import run
-from codedance_cli.loop.format import question_text
+from codedance_cli.trajectory.schema import question_text
 from codedance_cli.recipes import load_recipe
 
 CODE_TURN = """<think>Let me zoom into the centre of the image first.</think>

@@ -10,7 +10,8 @@ from PIL import Image
 
 from codedance_cli.data.export_swift import export_swift, swift_record
 from codedance_cli.errors import BadInput
-from codedance_cli.loop.format import fit_image, render_observation
+from codedance_cli.loop.format import render_observation
+from codedance_cli.trajectory.media import fit_image
 from codedance_cli.loop.prompts import system_prompt
 from codedance_cli.trajectory import write_trajectories
 from sft_trajectories import make_trajectories

@@ -80,7 +80,7 @@ def test_scheduler_runs_code_in_sandbox_through_swift_multi_turn_driver(settings
     from swift.rollout.agent_loop import run_multi_turn
     from transformers import AutoTokenizer
 
-    from codedance_cli.loop.format import data_url
+    from codedance_cli.trajectory.media import data_url
     from codedance_cli.loop.grammar import call_failures
     from codedance_cli.engines.swift.reward import rollout_response
     from codedance_cli.engines.swift.scheduler import CodeDanceSandboxScheduler

@@ -14,9 +14,7 @@ from typing import Any
 from codedance_cli.loop.prompts import NO_OUTPUT_MESSAGE, TOOL_RESPONSE_NUDGE, is_toolcall, system_prompt
 from codedance_cli.recipes.common import LoopConfig
 
-# The image helpers and question_text live with the trajectory format; decode_data_url is re-exported for the
-# modules that still import these names from here (rl/swift_scheduler.py, rl/verl_tool.py, rl/swift_data.py).
-from codedance_cli.trajectory.media import data_url, decode_data_url, fit_image  # noqa: F401
+from codedance_cli.trajectory.media import data_url, decode_data_url, fit_image
 from codedance_cli.trajectory.schema import Observation, Trajectory, Turn, question_text
 
 
