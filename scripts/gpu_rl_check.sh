@@ -11,6 +11,10 @@
 #   bash scripts/gpu_rl_check.sh all OUT     # the three
 #   bash scripts/gpu_rl_check.sh start OUT   # `all` detached (setsid), then `await`: for calls with a time limit
 #   bash scripts/gpu_rl_check.sh await OUT   # follow the detached run for up to WAIT s; pack what it wrote into OUT
+#   bash scripts/gpu_rl_check.sh pack-sft OUT      # the SFT checkpoint as <= 15 MiB parts + sha256 in OUT (to bring back)
+#   SFT_PARTS=.stage/sft-ckpt bash scripts/gpu_rl_check.sh restore-sft   # a later session: put it back, SFT is skipped
+# A session can thus spend its device time on RL: call 1 carries the parts (~51 MB) and restores them, call 2
+# carries .whl/ and starts (`train` then only makes the held-out and RL items).
 # Variants (VARIANTS): acc_fmt (accuracy + format only), bat (the full balanced adaptive tool-call reward),
 # bat_noturn (R_BAT without the turn-level term): the paper's Table 3 rows, same items, steps and seed.
 # Each variant runs once per GRPO seed in RL_SEEDS (7), as run NAME = VARIANT-sSEED (rl-NAME/, eval-NAME/).
@@ -36,7 +40,7 @@ RL_FAMILIES=${RL_FAMILIES:-counting,visual_search,geometry}
 RUNS=$(for seed in $RL_SEEDS; do for variant in $VARIANTS; do echo -n "$variant-s$seed "; done; done)
 mkdir -p "$OUT_DIR" "$LOGS"
 source "$(dirname "$0")/gpu_lib.sh"
-[[ $PHASE == await ]] || install_wheels
+[[ $PHASE == await || $PHASE == *-sft ]] || install_wheels  # packing a checkpoint needs no wheels
 
 variant_reward() {  # the reward settings of one variant (docs/reward.md, Ablations)
   case $1 in
@@ -47,13 +51,15 @@ variant_reward() {  # the reward settings of one variant (docs/reward.md, Ablati
   esac
 }
 
-train() {
+train() {  # data, model and tool SFT; with a restored checkpoint (restore-sft) only the held-out and RL items
+  if [[ -f $WORK/sft-tool/last/config.json ]]; then
+    echo "SFT checkpoint found at $WORK/sft-tool/last: SFT skipped"
+    synth_eval_items
+    return
+  fi
   timed synth codedance synth recipes/nano/synth.yaml --set num_items="${ITEMS:-3000}" --set seed="${SEED:-100}" \
     --set output="$WORK/train" --set concurrency=16 --set sandbox.workers=16
-  timed heldout codedance synth recipes/nano/synth_heldout.yaml --set num_items="${HELDOUT:-192}" \
-    --set output="$WORK/heldout" --set concurrency=16 --set sandbox.workers=16
-  timed rl-items codedance synth recipes/nano/synth.yaml --set num_items="${RL_ITEMS:-512}" --set seed="${RL_SEED:-300}" \
-    --set "families=[$RL_FAMILIES]" --set output="$WORK/rl-items" --set concurrency=16 --set sandbox.workers=16
+  synth_eval_items
   $PY scripts/make_tiny_model.py "$WORK/model" --hidden-size "${HIDDEN:-512}" --layers "${LAYERS:-8}" --heads 8 \
     --vision-depth 4 --vision-hidden-size 256 --dtype "$DTYPE" | tee "$LOGS/model.txt"
   timed sft-tool codedance sft recipes/nano/sft.yaml --set model="$WORK/model" --set dataset.path="$WORK/train" \
@@ -64,6 +70,13 @@ train() {
     --set train.lr_scheduler_type=cosine --set train.attn_impl=sdpa --set train.dataloader_num_workers=6 \
     --set train.logging_steps=20 --set train.save_steps="${STEPS:-1000}"
   cp "$WORK/sft-tool/logging.jsonl" "$LOGS/sft_logging.jsonl"
+}
+
+synth_eval_items() {  # the held-out set and the RL items (seeds apart from SFT's); synth resumes what exists
+  timed heldout codedance synth recipes/nano/synth_heldout.yaml --set num_items="${HELDOUT:-192}" \
+    --set output="$WORK/heldout" --set concurrency=16 --set sandbox.workers=16
+  timed rl-items codedance synth recipes/nano/synth.yaml --set num_items="${RL_ITEMS:-512}" --set seed="${RL_SEED:-300}" \
+    --set "families=[$RL_FAMILIES]" --set output="$WORK/rl-items" --set concurrency=16 --set sandbox.workers=16
 }
 
 rl_run() {  # rl_run VARIANT-sSEED
@@ -121,9 +134,23 @@ progress() {  # for `await`: the last logged GRPO step of every RL run so far (t
   local log
   for log in "$LOGS"/rl-*.log; do
     [[ -f $log ]] || continue
-    echo "$(basename "$log" .log): $(grep -ac "^{'loss'" "$log") steps; last: $(grep -a "^{'loss'" "$log" | tail -1 |
-      grep -o "'reward': '[^']*'\|'reward_std': '[^']*'\|'frac_reward_zero_std': '[^']*'" | tr '\n' ' ')"
+    echo "$(basename "$log" .log): $(grep -a "swift rlhf: step" "$log" | tail -1)"
   done
+}
+
+pack_sft() {  # the SFT checkpoint as parts of <= 15 MiB in OUT_DIR (what comes back from a device call), with checksums
+  [[ -f $WORK/sft-tool/last/config.json ]] || { echo "no SFT checkpoint at $WORK/sft-tool/last" >&2; exit 2; }
+  tar -C "$WORK/sft-tool/last" -cf - . | split -b 15M -d -a 2 - "$OUT_DIR/sft_ckpt.tar.part-"
+  (cd "$OUT_DIR" && sha256sum sft_ckpt.tar.part-* > sft_ckpt.sha256 && ls -l sft_ckpt.tar.part-*)
+}
+
+restore_sft() {  # the parts pack_sft wrote, carried in under SFT_PARTS (default .stage/sft-ckpt), back into WORK
+  local parts=${SFT_PARTS:-.stage/sft-ckpt} target=$WORK/sft-tool/checkpoint-restored
+  (cd "$parts" && sha256sum -c --quiet sft_ckpt.sha256) || { echo "SFT checkpoint parts in $parts fail their checksums" >&2; exit 2; }
+  rm -rf "$target" && mkdir -p "$target"
+  cat "$parts"/sft_ckpt.tar.part-* | tar -C "$target" -xf -
+  ln -sfn checkpoint-restored "$WORK/sft-tool/last"
+  echo "restored the SFT checkpoint into $target ($(du -sh "$target" | cut -f1))"
 }
 
 case $PHASE in
@@ -133,5 +160,7 @@ case $PHASE in
   all) train; rl; evaluate ;;
   start) start_detached "$0" "$OUT_DIR" ;;
   await) await_run ;;
-  *) echo "unknown phase $PHASE (train, rl, eval, all, start or await)" >&2; exit 2 ;;
+  pack-sft) pack_sft ;;
+  restore-sft) restore_sft ;;
+  *) echo "unknown phase $PHASE (train, rl, eval, all, start, await, pack-sft or restore-sft)" >&2; exit 2 ;;
 esac
