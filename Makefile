@@ -13,18 +13,12 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: demo test install system-deps tiny-model sandbox-image clean
 
-# pip's stderr without one kind of line: "WARNING: Location '...' is ignored", which some machines' pip configuration
-# prints once per package looked up (an index folder that does not exist). Every other warning and every error still
-# shows, and pip's own exit status decides the step (the filter sits in a process substitution, not a pipe).
-PIP_NOISE := ^WARNING: Location '[^']*' is ignored: it is neither a file nor a directory\.$$
-QUIET_PIP = 2> >(grep -v -E "$(PIP_NOISE)" >&2)
-
 # torch is pinned first: 2.13.0 is the CPU build; an unpinned torch pulls GBs of CUDA wheels.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip $(QUIET_PIP)
-	$(PIP) install -q torch==2.13.0 $(QUIET_PIP)
-	$(PIP) install -q -e '.[dev,serve,train]' $(QUIET_PIP)
+	bash scripts/pip_install.sh $(PIP) --upgrade pip
+	bash scripts/pip_install.sh $(PIP) torch==2.13.0
+	bash scripts/pip_install.sh $(PIP) -e '.[dev,serve,train]'   # pip_install.sh: pip minus one machine-config warning
 	touch $@
 
 install: $(VENV)/.installed
