@@ -49,7 +49,7 @@ ROWS: dict[str, Row] = {row.name: row for row in (
         extra_args=("--use_liger_kernel", "true", "--padding_free", "true"), sdpa_padding_free=True),
 )}
 BARE = "bare"  # the plain PyTorch loop (benchmarks/sft_bare_loop.py), not a `codedance sft` run
-DEFAULT_ROWS = ("baseline", BARE, "liger", "no_ckpt", "batch4", "padding_free", "packing", "workers8", "combined")
+DEFAULT_ROWS = ("baseline", BARE, "liger", "no_ckpt", "batch4", "padding_free", "packing", "combined", "workers8")
 SMOKE_ROWS = ("baseline", "padding_free", BARE)
 
 

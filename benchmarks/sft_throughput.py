@@ -187,7 +187,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--items", type=int, default=640, help="Procedural items to synthesise (before the code-turn filter).")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--min-code-turns", type=int, default=2)
-    parser.add_argument("--pixels", type=int, default=1003520, help="Every image resized to this many pixels (min = max).")
+    parser.add_argument("--pixels", type=int, default=1003520, help="Per-image pixel budget (MAX_PIXELS; 1280 visual tokens).")
+    parser.add_argument("--min-pixels", type=int, default=None,
+                        help="MIN_PIXELS (default: --pixels, so every image, crops too, is resized to the budget).")
     parser.add_argument("--peak-tflops", type=float, default=790.0, help="Dense bf16 peak of the GPU (H200 SXM: ~790 without sparsity).")
     parser.add_argument("--bare-batch", type=int, default=4)
     parser.add_argument("--bare-seq", type=int, default=0, help="Bare loop sequence length (0: the first SFT row's median).")
@@ -220,10 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     shape = load_shape(model)
     swift = shutil.which("swift")
     settings = RunSettings(model=model, data=data.resolve(), work=args.work.resolve(), probe=BENCHMARKS / "sft_probe.py",
-                           max_pixels=args.pixels, min_pixels=args.pixels, steps=args.steps, warmup=args.warmup,
+                           max_pixels=args.pixels, min_pixels=args.min_pixels or args.pixels, steps=args.steps, warmup=args.warmup,
                            swift_command=swift, cpu=args.smoke or not _cuda())
     report: dict[str, Any] = {"peak_tflops": args.peak_tflops, "flops": FORMULA, "model": str(model),
-                              "shape": shape.__dict__, "data": {**data_stats, "pixels": args.pixels}, "rows": []}
+                              "shape": shape.__dict__, "data": {**data_stats, "max_pixels": args.pixels, "min_pixels": settings.min_pixels},
+                              "settings": {"steps": args.steps, "warmup": args.warmup, "cpu_smoke": settings.cpu}, "rows": []}
     results: list[dict[str, Any]] = report["rows"]
     for name in names:
         if clock.left() < args.row_min_s:
@@ -237,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
               + (f" -- {result['error_hint']}" if result.get("error_hint") else ""), flush=True)
         (out / "sft_throughput.json").write_text(json.dumps(report, indent=2) + "\n")  # partial results survive a kill
     text = table(results)
+    if settings.cpu:
+        text = "CPU run: float32, no dataloader workers, one preprocessing process (the knob column says the GPU settings)\n\n" + text
     (out / "sft_throughput.md").write_text(text + "\n")
     (out / "sft_throughput.json").write_text(json.dumps(report, indent=2) + "\n")
     print(text)
