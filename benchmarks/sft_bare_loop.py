@@ -6,7 +6,7 @@ attention, fused AdamW, no gradient checkpointing, no packing, no data loading (
 GPU), batch x seq tokens a step with seq = the SFT rows' typical sample length. Tokens/s and MFU use the same
 FLOP formula as the SFT rows (benchmarks/sft_flops.py), LLM part only.
 
-    python benchmarks/sft_bare_loop.py --model MODEL_DIR --seq 3500 --batch 4 --steps 12 --warmup 3 --out bare.json
+    python benchmarks/sft_bare_loop.py --model MODEL_DIR --seq 3500 --batch 2 --steps 12 --warmup 3 --out bare.json
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="Model folder whose config.json gives the LLM shape.")
     parser.add_argument("--seq", type=int, required=True, help="Tokens per sequence (the SFT rows' typical length).")
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--steps", type=int, default=12, help="Measured steps (after --warmup).")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default=None, help="cuda when available, else cpu.")

@@ -191,7 +191,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-pixels", type=int, default=None,
                         help="MIN_PIXELS (default: --pixels, so every image, crops too, is resized to the budget).")
     parser.add_argument("--peak-tflops", type=float, default=790.0, help="Dense bf16 peak of the GPU (H200 SXM: ~790 without sparsity).")
-    parser.add_argument("--bare-batch", type=int, default=4)
+    parser.add_argument("--bare-batch", type=int, default=2, help="Bare loop sequences a step (2 x 3.5k tokens, no checkpointing).")
     parser.add_argument("--bare-seq", type=int, default=0, help="Bare loop sequence length (0: the first SFT row's median).")
     parser.add_argument("--budget-s", type=float, default=None, help="Stop starting rows when less than --row-min-s is left.")
     parser.add_argument("--row-min-s", type=float, default=60.0)
