@@ -35,7 +35,7 @@ BENCHMARKS = Path(__file__).resolve().parent
 REPO = BENCHMARKS.parent
 sys.path.insert(0, str(BENCHMARKS))
 
-from sft_flops import FORMULA, load_shape
+from sft_flops import FORMULA, Shape, load_shape
 from sft_metrics import summarize
 from sft_rows import BARE, BASE_RECIPE, DEFAULT_ROWS, ROWS, SDPA_PADDING_FREE, SMOKE_ROWS, RunSettings, overrides, row_steps
 from sft_table import table
@@ -118,39 +118,50 @@ def make_data(work: Path, args: argparse.Namespace) -> tuple[Path, dict[str, Any
     return data, stats
 
 
-def run_row(name: str, settings: RunSettings, clock: Clock, args: argparse.Namespace, shape, results: list[dict]) -> dict:
-    """One row: a `codedance sft` run (or the bare loop), measured; its checkpoint deleted afterwards."""
+def fresh_dir(settings: RunSettings, name: str) -> Path:
     out_dir = settings.work / "rows" / name
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    timeout = clock.left() - 5
-    if name == BARE:
-        lengths = [r["median_length"] for r in results if r.get("median_length")]
-        seq = args.bare_seq or int(lengths[0] if lengths else 4096)
-        steps, warmup = (2, 1) if args.smoke else (args.steps, args.warmup)
-        argv = [sys.executable, str(BENCHMARKS / "sft_bare_loop.py"), "--model", str(settings.model), "--seq", str(seq),
-                "--batch", str(args.bare_batch), "--steps", str(steps), "--warmup", str(warmup),
-                "--dtype", args.dtype, "--out", str(out_dir / "bare.json")]
-        code, wall = run_logged(argv, out_dir / "run.log", timeout, {"PYTHONPATH": os.pathsep.join(filter(None, [str(BENCHMARKS), str(REPO), os.environ.get("PYTHONPATH")]))})
-        result: dict[str, Any] = {"row": BARE, "knob": f"plain PyTorch loop, LLM only, batch {args.bare_batch} x {seq} tokens, "
-                                  "SDPA, fused AdamW, no checkpointing", "exit": code, "wall_s": round(wall, 1)}
-        if (out_dir / "bare.json").exists():
-            bare = json.loads((out_dir / "bare.json").read_text())
-            result.update({k: bare[k] for k in ("samples_per_s", "tokens_per_s", "tflops_per_s", "peak_allocated_gib", "step_s")})
-            result.update(steps_measured=bare["steps"], mfu=bare["tflops_per_s"] / args.peak_tflops, data_wait_share=0.0,
-                          padding_share=0.0, median_length=seq)
-        return result
+    return out_dir
+
+
+def run_bare(settings: RunSettings, clock: Clock, args: argparse.Namespace, results: list[dict]) -> dict:
+    """The plain PyTorch loop at the LLM's shape, seq = the first SFT row's median sample length."""
+    out_dir = fresh_dir(settings, BARE)
+    lengths = [r["median_length"] for r in results if r.get("median_length")]
+    seq = args.bare_seq or int(lengths[0] if lengths else 4096)
+    argv = [sys.executable, str(BENCHMARKS / "sft_bare_loop.py"), "--model", str(settings.model), "--seq", str(seq),
+            "--batch", str(args.bare_batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
+            "--dtype", args.dtype, "--out", str(out_dir / "bare.json")]
+    path = os.pathsep.join(filter(None, [str(BENCHMARKS), str(REPO), os.environ.get("PYTHONPATH")]))
+    code, wall = run_logged(argv, out_dir / "run.log", clock.left() - 5, {"PYTHONPATH": path})
+    result: dict[str, Any] = {"row": BARE, "exit": code, "wall_s": round(wall, 1),
+                              "knob": f"plain PyTorch loop, LLM only, batch {args.bare_batch} x {seq} tokens, SDPA, "
+                                      "fused AdamW, no checkpointing"}
+    if (out_dir / "bare.json").exists():
+        bare = json.loads((out_dir / "bare.json").read_text())
+        result.update({k: bare[k] for k in ("samples_per_s", "tokens_per_s", "tflops_per_s", "peak_allocated_gib", "step_s")})
+        result.update(steps_measured=bare["steps"], mfu=bare["tflops_per_s"] / args.peak_tflops, data_wait_share=0.0,
+                      padding_share=0.0, median_length=seq)
+    elif code:
+        result["error_hint"] = error_hint(out_dir)
+    return result
+
+
+def run_sft_row(name: str, settings: RunSettings, clock: Clock, args: argparse.Namespace, shape: Shape) -> dict:
+    """One `codedance sft` run, measured; its checkpoint deleted afterwards (7.5 GB a row would fill the disk)."""
     row = ROWS[name]
+    out_dir = fresh_dir(settings, name)
     argv = [sys.executable, "-m", "codedance_cli", "sft", str(REPO / BASE_RECIPE), *overrides(row, settings, out_dir)]
     env = {SDPA_PADDING_FREE: "1"} if row.sdpa_padding_free else {}
-    code, wall = run_logged(argv, out_dir / "run.log", timeout, env)
+    code, wall = run_logged(argv, out_dir / "run.log", clock.left() - 5, env)
     _, warmup = row_steps(row, settings)
     result = {"row": name, "knob": row.knob, "exit": code, "wall_s": round(wall, 1)}
     result.update(summarize(out_dir, shape, warmup, peak_tflops=args.peak_tflops))
     if code:
         result["error_hint"] = error_hint(out_dir)
     for checkpoint in out_dir.glob("checkpoint-*"):
-        shutil.rmtree(checkpoint, ignore_errors=True)  # a 7.5 GB checkpoint per row would fill the disk
+        shutil.rmtree(checkpoint, ignore_errors=True)
     return result
 
 
@@ -202,7 +213,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.model = args.model or Path(tiny)
         args.rows = ",".join(SMOKE_ROWS) if args.rows == ",".join(DEFAULT_ROWS) else args.rows
         args.steps, args.warmup, args.items, args.pixels, args.dtype = 1, 1, 24, 50176, "float32"
-        args.bare_batch = 2
         args.work = args.work if args.work != Path("/tmp/sft-throughput") else Path("/tmp/sft-throughput-smoke")
     return args
 
@@ -233,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append({"row": name, "skipped": f"{clock.left():.0f} s left of the budget"})
             print(f"{name}: skipped ({clock.left():.0f} s left)", flush=True)
             continue
-        result = run_row(name, settings, clock, args, shape, results)
+        result = run_bare(settings, clock, args, results) if name == BARE else run_sft_row(name, settings, clock, args, shape)
         results.append(result)
         print(f"{name}: exit {result.get('exit')}, {result.get('wall_s')} s wall, "
               f"{_fmt(result.get('tokens_per_s'))} tokens/s, MFU {_fmt(result.get('mfu'), pct=True)}"
