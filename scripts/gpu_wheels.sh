@@ -9,7 +9,8 @@ WHEELS=(ms-swift==4.6.0 modelscope==1.40.2 modelscope-hub==0.5.1 datasets==4.8.4
         pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 trl==0.29.1
         json_repair==0.64.6 zstandard==0.25.0 addict==2.4.0 attrdict==2.0.1 binpacking==2.0.1 dacite==1.9.2
         qwen-vl-utils==0.0.14 cryptography==50.0.2 cffi==2.1.1 pycparser==3.12 pyseccomp==0.1.2
-        msgspec==0.23.0)  # msgspec: ms-swift GRPO
+        msgspec==0.23.0  # msgspec: ms-swift GRPO
+        liger-kernel==0.8.5)  # --use_liger_kernel rows of benchmarks/sft_throughput.py (pure Python, ~0.9 MB; needs triton, which CUDA torch brings)
 mkdir -p "$DIR"
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$PYV" --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \

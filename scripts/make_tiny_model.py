@@ -9,7 +9,10 @@ tool responses), and the Qwen2-VL image processor with a small pixel budget so C
 take a second. Everything is seeded: the same script gives the same files.
 
 Usage: python scripts/make_tiny_model.py OUT_DIR [--vocab-size N] [--hidden-size N] [--layers N]
-Bigger shapes (for the GPU throughput check) come from the same flags.
+Bigger shapes (for the GPU throughput checks) come from the same flags; Qwen2.5-VL-3B's shape is
+--hidden-size 2048 --layers 36 --heads 16 --kv-heads 2 --intermediate-size 11008 --padded-vocab-size 151936
+--tie-word-embeddings --vision-depth 32 --vision-hidden-size 1280 --vision-heads 16 --vision-intermediate-size 3420
+--vision-full-attention-every 8 (benchmarks/sft_throughput.py builds it with --device cuda).
 """
 
 from __future__ import annotations
@@ -233,31 +236,45 @@ def build_config(tokenizer, args: argparse.Namespace):
     from transformers import Qwen2_5_VLConfig
 
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    vocab_size = (len(tokenizer) + 63) // 64 * 64  # padded like Qwen's embeddings
+    vocab_size = max((len(tokenizer) + 63) // 64 * 64, args.padded_vocab_size)  # padded like Qwen's embeddings
     head_dim = args.hidden_size // args.heads
     half, share = head_dim // 2, head_dim // 2 * 3 // 8  # Qwen splits rotary dims t:h:w as 2:3:3
     mrope = [half - 2 * share, share, share]
     text = dict(
-        vocab_size=vocab_size, hidden_size=args.hidden_size, intermediate_size=args.hidden_size * 2,
-        num_hidden_layers=args.layers, num_attention_heads=args.heads, num_key_value_heads=max(1, args.heads // 2),
+        vocab_size=vocab_size, hidden_size=args.hidden_size, intermediate_size=args.intermediate_size or args.hidden_size * 2,
+        num_hidden_layers=args.layers, num_attention_heads=args.heads, num_key_value_heads=kv_heads(args),
         max_position_embeddings=32768, rms_norm_eps=1e-6, use_sliding_window=False, max_window_layers=args.layers,
         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope},
         bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
     )
     vision = dict(
-        depth=args.vision_depth, hidden_size=args.vision_hidden_size, intermediate_size=args.vision_hidden_size * 2,
-        num_heads=max(1, args.vision_hidden_size // 32), out_hidden_size=args.hidden_size, patch_size=14,
+        depth=args.vision_depth, hidden_size=args.vision_hidden_size,
+        intermediate_size=args.vision_intermediate_size or args.vision_hidden_size * 2,
+        num_heads=args.vision_heads or max(1, args.vision_hidden_size // 32), out_hidden_size=args.hidden_size, patch_size=14,
         spatial_merge_size=2, temporal_patch_size=2, window_size=112, tokens_per_second=2,
-        fullatt_block_indexes=[args.vision_depth - 1],
+        fullatt_block_indexes=full_attention_blocks(args),
     )
     config = Qwen2_5_VLConfig(
         text_config=text, vision_config=vision,
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
+        tie_word_embeddings=args.tie_word_embeddings,
     )
     config.architectures = ["Qwen2_5_VLForConditionalGeneration"]
     return config
+
+
+def kv_heads(args: argparse.Namespace) -> int:
+    """Key/value heads: --kv-heads, else half the attention heads (the tiny model's grouping)."""
+    return args.kv_heads or max(1, args.heads // 2)
+
+
+def full_attention_blocks(args: argparse.Namespace) -> list[int]:
+    """ViT blocks with full attention (the rest use windows): every --vision-full-attention-every-th, else the last."""
+    every = args.vision_full_attention_every
+    if not every:
+        return [args.vision_depth - 1]
+    return list(range(every - 1, args.vision_depth, every))
 
 
 def video_processor_config(min_pixels: int, max_pixels: int) -> dict:
@@ -302,8 +319,8 @@ def build_text_model(tokenizer, args: argparse.Namespace):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=args.hidden_size, intermediate_size=2 * args.hidden_size,
-        num_hidden_layers=args.layers, num_attention_heads=args.heads, num_key_value_heads=max(1, args.heads // 2),
+        vocab_size=len(tokenizer), hidden_size=args.hidden_size, intermediate_size=args.intermediate_size or 2 * args.hidden_size,
+        num_hidden_layers=args.layers, num_attention_heads=args.heads, num_key_value_heads=kv_heads(args),
         max_position_embeddings=8192, tie_word_embeddings=True,
         bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"), eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
     )
@@ -317,11 +334,13 @@ def build(out_dir: Path, args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     tokenizer = build_tokenizer(args.vocab_size, args.corpus_items)
     image_processor = build_image_processor(args.min_pixels, args.max_pixels)
-    if args.text_only:
-        model = build_text_model(tokenizer, args)
-    else:
-        model = Qwen2_5_VLForConditionalGeneration(build_config(tokenizer, args))
-    model = model.to(torch.float32 if args.dtype == "float32" else torch.bfloat16)
+    dtype = torch.float32 if args.dtype == "float32" else torch.bfloat16
+    with torch.device(args.device):  # random init of a billions-parameter model takes seconds on a GPU, minutes on a CPU
+        if args.text_only:
+            model = build_text_model(tokenizer, args)
+        else:
+            model = Qwen2_5_VLForConditionalGeneration(build_config(tokenizer, args))
+    model = model.to(dtype)
     model.eval()
     im_end, eot = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
     model.generation_config = GenerationConfig(
@@ -358,8 +377,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--hidden-size", type=int, default=128)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--kv-heads", type=int, default=0, help="Key/value heads (0: half of --heads).")
+    parser.add_argument("--intermediate-size", type=int, default=0, help="LLM MLP width (0: 2 x --hidden-size).")
+    parser.add_argument("--padded-vocab-size", type=int, default=0,
+                        help="Embedding rows at least this many (Qwen2.5-VL: 151936), beyond the tokenizer's ids.")
+    parser.add_argument("--tie-word-embeddings", action="store_true", help="Share embedding and LM head (Qwen2.5-VL-3B does).")
     parser.add_argument("--vision-depth", type=int, default=2)
     parser.add_argument("--vision-hidden-size", type=int, default=64)
+    parser.add_argument("--vision-heads", type=int, default=0, help="ViT heads (0: --vision-hidden-size / 32).")
+    parser.add_argument("--vision-intermediate-size", type=int, default=0, help="ViT MLP width (0: 2 x --vision-hidden-size).")
+    parser.add_argument("--vision-full-attention-every", type=int, default=0,
+                        help="Full attention in every N-th ViT block (Qwen2.5-VL: 8); 0: only the last block.")
+    parser.add_argument("--device", default="cpu", help="Where the weights are initialised (cuda: fast for GPU-sized models).")
     parser.add_argument("--min-pixels", type=int, default=4 * 28 * 28)
     parser.add_argument("--max-pixels", type=int, default=64 * 28 * 28, help="Per-image pixel budget (64 visual tokens).")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
