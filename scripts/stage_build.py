@@ -4,7 +4,8 @@ tree per bundle → pruned → tar.xz → parts ≤ 60 MiB + manifest under .sta
 Why pins and not a resolver run: the device already has torch 2.11, transformers 5.17, numpy 2.5 and ~190 other
 packages (KINDS.md); the lists below are what `pip install --dry-run --report` resolved for vllm==0.24.0 and
 verl==0.9.1 in a Python 3.12 venv holding stand-ins for those packages, minus what we checked (by reading the source)
-is never imported for a dense model served on Hopper. `scripts/stage_imports.py` re-checks that after each build.
+is never imported for a dense model served on Hopper. `scripts/stage_resolve.py` redoes that resolution and diffs it
+with these pins; `scripts/stage_imports.py` re-checks the imports after each build.
 Usage: python3 scripts/stage_build.py [BUNDLE...]   (env: STAGE_OUT=.stage, PART_MIB=60, PYV=3.12)
 """
 
