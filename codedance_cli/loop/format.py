@@ -14,7 +14,7 @@ from typing import Any
 from codedance_cli.loop.prompts import NO_OUTPUT_MESSAGE, TOOL_RESPONSE_NUDGE, is_toolcall, system_prompt
 from codedance_cli.recipes.common import LoopConfig
 
-from codedance_cli.trajectory.media import data_url, decode_data_url, fit_image
+from codedance_cli.trajectory.media import data_url, fit_image
 from codedance_cli.trajectory.schema import Observation, Trajectory, Turn, question_text
 
 
