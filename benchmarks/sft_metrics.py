@@ -9,26 +9,13 @@ the probe's lines for the same steps (benchmarks/sft_probe.py).
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Any
 
 from sft_flops import Shape, micro_batch_flops
 
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            records.append(value)
-    return records
+from codedance_cli.engines.swift.launch import read_records
 
 
 def swift_steps(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -49,8 +36,8 @@ def elapsed_at(steps: dict[int, dict[str, Any]], step: int) -> float:
 def summarize(row_dir: Path, shape: Shape, warmup: int, *, vit_trained: bool = False, merger_trained: bool = True,
               peak_tflops: float = 790.0) -> dict[str, Any]:
     """The row's steady-state numbers (steps after `warmup`); {'error': ...} when there are no steps to measure."""
-    steps = swift_steps(read_jsonl(row_dir / "logging.jsonl"))
-    probe = {r["step"]: r for r in read_jsonl(row_dir / "probe.jsonl") if "step" in r}
+    steps = swift_steps(read_records(row_dir / "logging.jsonl"))
+    probe = {r["step"]: r for r in read_records(row_dir / "probe.jsonl") if "step" in r}
     if not steps:
         return {"error": "no step logged"}
     last = max(steps)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from codedance_cli.common.atomic import atomic_write_text
+from codedance_cli.engines.swift.launch import read_records
 
 
 @dataclass
@@ -43,16 +44,7 @@ class RlSummary:
 
 def summarize_swift_log(logging_jsonl: Path) -> RlSummary | None:
     """Read ms-swift's `logging.jsonl`; None when it logged no training step."""
-    if not logging_jsonl.is_file():
-        return None
-    steps = []
-    for line in logging_jsonl.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(entry, dict) and "reward" in entry and "grad_norm" in entry:
-            steps.append(entry)
+    steps = [entry for entry in read_records(logging_jsonl) if "reward" in entry and "grad_norm" in entry]
     if not steps:
         return None
     first, last = steps[0], steps[-1]
