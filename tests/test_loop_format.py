@@ -6,14 +6,7 @@ import io
 
 from PIL import Image
 
-from codedance_cli.loop.format import (
-    build_messages,
-    data_url,
-    decode_data_url,
-    fit_image,
-    question_text,
-    render_observation,
-)
+from codedance_cli.loop.format import build_messages, render_observation
 from codedance_cli.loop.prompts import (
     DEFAULT_VERSION,
     NO_OUTPUT_MESSAGE,
@@ -23,7 +16,8 @@ from codedance_cli.loop.prompts import (
     system_prompt,
 )
 from codedance_cli.recipes.common import LoopConfig
-from codedance_cli.trajectory.schema import Observation, Trajectory, Turn, encode_image
+from codedance_cli.trajectory.media import data_url, decode_data_url, fit_image
+from codedance_cli.trajectory.schema import Observation, Trajectory, Turn, encode_image, question_text
 
 
 def png(width: int, height: int, color=(200, 30, 30)) -> bytes:

@@ -31,10 +31,6 @@ def test_fit_image_respects_the_pixel_budget():
     assert width * height <= 100_000 and abs(width / height - 2) < 0.02
 
 
-def test_question_text_moved_with_the_format_and_the_loop_still_re_exports():
-    from codedance_cli.loop import format as loop_format
-
+def test_question_text_lists_the_options_with_letters():
     task = Trajectory(task_id="t", question="Which?", choices=["x", "y"])
     assert question_text(task) == "Which?\nOptions:\nA. x\nB. y"
-    assert loop_format.question_text is question_text
-    assert (loop_format.data_url, loop_format.decode_data_url, loop_format.fit_image) == (media.data_url, media.decode_data_url, media.fit_image)
