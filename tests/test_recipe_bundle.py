@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from codedance_cli.recipes import load_recipe
 from conftest import REPO_ROOT, run_codedance
@@ -123,7 +124,8 @@ def test_extends_prefers_the_recipe_folder_then_a_bundled_name(tmp_path: Path) -
     for spelling in ("nano/base", "nano/base.yaml"):
         named = tmp_path / "named.yaml"
         named.write_text(f"extends: {spelling}\nstage: synth\noutput: o\n")
-        assert load_recipe(named).description == load_recipe("nano/sft").description != ""
+        bundled_base = yaml.safe_load((REPO_ROOT / "recipes/nano/base.yaml").read_text())["description"]
+        assert load_recipe(named).description == bundled_base != ""
 
 
 def test_a_plain_copy_with_a_relative_extends_says_which_bundled_parent_it_means(tmp_path: Path) -> None:
