@@ -39,11 +39,10 @@ def import_(
 ) -> None:
     """Read CodeDance-SFT / CodeDance-RL / plain VQA data into the trajectory format; bad rows are reported, never dropped silently."""
     from rich.markup import escape
-    from rich.table import Table
-
-    from codedance_cli.console import make_console
 
     from codedance_cli.common.progress import progress_bar
+    from codedance_cli.common.tables import count_table
+    from codedance_cli.console import make_console
     from codedance_cli.data.importer import ERRORS_FILE, import_dataset
 
     console = make_console(stderr=json)
@@ -55,15 +54,11 @@ def import_(
         typer.echo(jsonlib.dumps(report.as_dict(), indent=2))
         _fail_if_nothing_imported(report, source)
         return
-    table = Table(title=f"import {source} ({report.format}) -> {output}")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    table.add_row("rows read", str(report.rows))
-    table.add_row("[green]imported[/]", str(report.imported))
-    table.add_row("already in output", str(report.already_done))
-    table.add_row("[red]bad rows (skipped)[/]" if report.errors else "bad rows", str(report.errors))
-    for kind, count in report.reasons.most_common():
-        table.add_row(f"  {kind}", str(count))
+    rows: list[tuple[str, object]] = [("rows read", report.rows), ("[green]imported[/]", report.imported),
+                                      ("already in output", report.already_done),
+                                      ("[red]bad rows (skipped)[/]" if report.errors else "bad rows", report.errors)]
+    rows += [(f"  {kind}", count) for kind, count in report.reasons.most_common()]
+    table = count_table(f"import {source} ({report.format}) -> {output}", rows)
     console.print(table)
     for example in report.examples[:10]:  # soft wrap: a piped reason is never cut or broken at 80 columns
         console.print(f"[red]row {example['index']}[/]: {example['reason']}", highlight=False, soft_wrap=True)

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from codedance_cli.common.atomic import atomic_write_bytes, atomic_write_text
+from codedance_cli.common.tables import count_table
 
 
 @dataclass
@@ -49,21 +49,16 @@ class FilterReport:
         }
 
     def print(self, console: Console) -> None:
-        table = Table(title=f"codedance filter: {self.input} -> {self.output}")
-        table.add_column("what")
-        table.add_column("count", justify="right")
-        table.add_row("items seen", str(self.seen))
+        rows: list[tuple[str, object]] = [("items seen", self.seen)]
         if self.resumed:
-            table.add_row("decided in an earlier run", str(self.resumed))
-        table.add_row("[green]kept[/]", str(self.kept))
-        for reason, count in self.dropped.most_common():
-            table.add_row(f"[yellow]dropped: {reason}[/]", str(count))
-        for label in ("hard", "medium", "easy", "unrated"):
-            if self.difficulty.get(label):
-                table.add_row(f"kept difficulty: {label}", str(self.difficulty[label]))
-        for turns, count in sorted(self.turns.items()):
-            table.add_row(f"kept with {turns} assistant turn(s)", str(count))
-        table.add_row("seconds", f"{self.seconds:.1f}")
+            rows.append(("decided in an earlier run", self.resumed))
+        rows.append(("[green]kept[/]", self.kept))
+        rows += [(f"[yellow]dropped: {reason}[/]", count) for reason, count in self.dropped.most_common()]
+        rows += [(f"kept difficulty: {label}", self.difficulty[label]) for label in ("hard", "medium", "easy", "unrated")
+                 if self.difficulty.get(label)]
+        rows += [(f"kept with {turns} assistant turn(s)", count) for turns, count in sorted(self.turns.items())]
+        rows.append(("seconds", f"{self.seconds:.1f}"))
+        table = count_table(f"codedance filter: {self.input} -> {self.output}", rows)
         console.print(table)
 
 

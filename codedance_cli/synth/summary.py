@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+
+from codedance_cli.common.tables import count_table
 
 
 @dataclass
@@ -38,17 +39,12 @@ class SynthSummary:
         }
 
     def print(self, console: Console) -> None:
-        table = Table(title=f"codedance synth ({self.generator}) -> {self.output}")
-        table.add_column("what")
-        table.add_column("count", justify="right")
-        table.add_row("requested", str(self.requested))
-        table.add_row("already in output (resumed)", str(self.already_done))
-        table.add_row("[green]kept[/]", str(self.kept))
-        for family, count in sorted(self.by_family.items()):
-            table.add_row(f"  kept: {family}", str(count))
-        for reason, count in sorted(self.dropped.items()):
-            table.add_row(f"[yellow]dropped: {reason}[/]", str(count))
+        rows: list[tuple[str, object]] = [
+            ("requested", self.requested), ("already in output (resumed)", self.already_done), ("[green]kept[/]", self.kept)]
+        rows += [(f"  kept: {family}", count) for family, count in sorted(self.by_family.items())]
+        rows += [(f"[yellow]dropped: {reason}[/]", count) for reason, count in sorted(self.dropped.items())]
         if self.judge_rescued:
-            table.add_row("kept by judge fallback", str(self.judge_rescued))
-        table.add_row("seconds", f"{self.seconds:.1f}")
+            rows.append(("kept by judge fallback", self.judge_rescued))
+        rows.append(("seconds", f"{self.seconds:.1f}"))
+        table = count_table(f"codedance synth ({self.generator}) -> {self.output}", rows)
         console.print(table)
