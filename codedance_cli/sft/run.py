@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from codedance_cli.common.atomic import atomic_write_text
 from codedance_cli.console import make_console
 from codedance_cli.engines.checkpoints import link_last, require_checkpoint
 from codedance_cli.engines.swift.args import resolve_model, swift_executable
@@ -73,18 +74,16 @@ def run(recipe: SftRecipe, *, dry_run: bool = False, console: Console | None = N
                     label="swift sft", console=console)
     checkpoint = require_checkpoint(output_dir, log.last_checkpoint, "swift sft")
     link_last(output_dir, checkpoint)
-    write_summary(output_dir, checkpoint, log.losses)
     losses = log.losses
+    write_summary(output_dir, checkpoint, losses)
     summary = f"{len(losses)} logged steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "no loss logged"
     console.print(f"[green]done[/] {summary}; checkpoint {output_dir / 'last'} -> {checkpoint.name}", highlight=False)
     return SftResult(command, env, jsonl, checkpoint, losses)
 
 
 def write_summary(output_dir: Path, checkpoint: Path, losses: list[float]) -> None:
-    from codedance_cli.common.atomic import atomic_write_text
-
     atomic_write_text(output_dir / "sft_summary.json",
-                 json.dumps({"checkpoint": str(checkpoint), "losses": losses, "steps": len(losses)}, indent=2) + "\n")
+                      json.dumps({"checkpoint": str(checkpoint), "losses": losses, "steps": len(losses)}, indent=2) + "\n")
 
 
 def print_plan(command: list[str], env: dict[str, str], recipe: SftRecipe) -> None:

@@ -8,10 +8,7 @@ report or copied off a cluster.
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +19,8 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
 from codedance_cli.viewer.html_text import attribute, mark_controls, shorten, visible
+from codedance_cli.common.atomic import atomic_write_text
+from codedance_cli.trajectory.media import data_url
 from codedance_cli.trajectory.schema import Observation, Trajectory, Turn
 from codedance_cli.viewer.turn_parts import flag_notes, split_turn
 
@@ -98,8 +97,7 @@ _SCRIPT = """
 
 
 def _img(data: bytes, alt: str) -> str:
-    mime = "image/jpeg" if data.startswith(b"\xff\xd8") else "image/png"
-    return f'<img alt="{alt}" src="data:{mime};base64,{base64.b64encode(data).decode("ascii")}">'
+    return f'<img alt="{alt}" src="{data_url(data)}">'
 
 
 def _code(code: str) -> str:
@@ -228,13 +226,4 @@ def write_html(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = render_html(trajectories, labels, title=title, predictions=predictions)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(temp, 0o644)  # mkstemp makes 0600; a report page is meant to be shared
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, text)  # a normal 0644-under-umask file: a report page is meant to be shared

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from codedance_cli.errors import BadInput
-
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
+from codedance_cli.recipes.model_paths import is_hub_id
 
 def flag(value: bool) -> str:
     """A boolean as ms-swift's argument parser spells it."""
@@ -49,7 +46,7 @@ def resolve_model(model: str) -> str:
         if not (path / "config.json").is_file():
             raise BadInput(f"model {model!r}: {path.resolve()} has no config.json (not a transformers model folder)")
         return str(path.resolve())
-    if HUB_ID.match(model) and not model.startswith("."):
+    if is_hub_id(model):
         return model  # ms-swift downloads it (needs network and a hub)
     raise BadInput(f"model {model!r}: model folder not found, and not a hub id of the form org/name")
 
