@@ -189,3 +189,19 @@ def test_import_with_no_row_imported_fails(tmp_path: Path) -> None:
     result = run_codedance("data", "import", str(source), "-o", str(tmp_path / "out"), "--format", "vqa")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == f"error: {source}: no row imported (2 read, 2 bad)"
+
+
+def test_data_view_shows_a_dataset_and_refuses_a_missing_one(tmp_path: Path) -> None:
+    """`codedance data view`: the viewer page for any trajectory dataset, counting the images its code drew."""
+    synth = run_codedance("synth", "nano/synth", "--set", f"output={tmp_path / 'synth'}", "--set", "num_items=4", cwd=tmp_path)
+    assert synth.returncode == 0, synth.stderr
+    shown = run_codedance("data", "view", tmp_path / "synth", "--html", tmp_path / "page.html", "--json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    drawn = sum(1 for t in read_trajectories(tmp_path / "synth") for turn in t.turns if turn.observation for _ in turn.observation.images)
+    assert report == {"path": str(tmp_path / "page.html"), "trajectories": 4, "output_images": drawn} and drawn >= 1
+    assert (tmp_path / "page.html").read_text().count("<img") >= 4 + drawn  # each item's input image and every drawn one
+    missing = run_codedance("data", "view", tmp_path / "nope", "--html", tmp_path / "nope.html", cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'nope'}: no trajectory dataset here (expected a folder of part-*.parquet or a .parquet file)"]
+    assert not (tmp_path / "nope.html").exists()  # nothing half-made
