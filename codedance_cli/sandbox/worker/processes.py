@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import threading
+import time
 from typing import Any
 
 from .framing import FrameBuffer
@@ -210,8 +211,38 @@ class SessionProcesses:
                 os.setresgid(0, 0, 0)
             except OSError:
                 os._exit(71)  # never keep running with the wrong identity
+        wait_until_gone(session.uid)  # as root again: our own /proc entry no longer has the session's uid
         shutil.rmtree(session.workdir, ignore_errors=True)  # the now empty directory, in the root-owned area
         self.uids.append(session.uid)
+
+
+def wait_until_gone(uid: int, limit_s: float = 2.0) -> None:
+    """Wait (bounded) until no process of `uid` is left, reaped or not.
+
+    SIGKILL is asynchronous, and orphans are reaped by the container's init: until then they still count against
+    the pids limit, so a following session answered too early could find `fork` refused (BlockingIOError).
+    Where /proc cannot be read the wait ends at once: the kill has still been sent.
+    """
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and uid_has_processes(uid):
+        time.sleep(0.005)
+
+
+def uid_has_processes(uid: int) -> bool:
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return False
+    own = str(os.getpid())
+    for pid in pids:
+        if pid == own:
+            continue
+        try:
+            if os.stat(f"/proc/{pid}").st_uid == uid:
+                return True
+        except OSError:
+            continue  # gone meanwhile
+    return False
 
 
 def remove_owned_entries(directory: str, uid: int) -> None:
