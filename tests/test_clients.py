@@ -235,3 +235,67 @@ def test_vllm_client_batches_concurrent_requests_and_composes_params():
     assert kwargs["mm_processor_kwargs"] == {}  # no budget in the recipe: vLLM keeps the one saved with the checkpoint
     capped = engine_kwargs(ModelSpec(path="/ckpt", max_pixels=200704))
     assert capped["mm_processor_kwargs"] == {"max_pixels": 200704}
+
+
+class _AsyncEngineWithVllmSignature:
+    """Stands in for vllm's AsyncLLM (not installable here): a request's steps are its max_tokens, 10 ms each;
+    every request runs on its own, as the engine's scheduler admits it at the next step."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        self.rendered: list[list[dict]] = []
+        self.finished: list[str] = []
+        self.renderer = SimpleNamespace(render_chat_async=self._render, default_chat_tok_params="tok")
+
+    async def _render(self, conversations, chat_params, tok_params):
+        assert chat_params["chat_template_kwargs"]["add_generation_prompt"] is True and tok_params == "tok"
+        self.rendered.extend(conversations)
+        return conversations, [{"prompt": conversations[0][-1]["content"]}]
+
+    async def generate(self, prompt, params, request_id):
+        from types import SimpleNamespace
+
+        for step in range(params["max_tokens"]):
+            await asyncio.sleep(0.01)
+            yield SimpleNamespace(prompt_token_ids=[1, 2], outputs=[SimpleNamespace(text=prompt["prompt"][: step + 1], token_ids=[0] * (step + 1), finish_reason=None)])
+        self.finished.append(request_id)
+        yield SimpleNamespace(prompt_token_ids=[1, 2], outputs=[SimpleNamespace(text=prompt["prompt"], token_ids=[0] * params["max_tokens"], finish_reason="stop")])
+
+    def shutdown(self):
+        self.finished.append("shutdown")
+
+
+def test_vllm_async_client_finishes_a_short_request_before_a_long_one_started_earlier():
+    from codedance_cli.clients.vllm_async import VLLMAsyncClient
+
+    engines = []
+
+    def start():
+        engines.append(_AsyncEngineWithVllmSignature())
+        return engines[-1]
+
+    client = VLLMAsyncClient(start)
+    assert engines == []  # the engine starts inside the running loop, on the first request
+
+    async def staggered():
+        long = asyncio.ensure_future(client.generate([{"role": "user", "content": "long"}], max_new_tokens=30))
+        await asyncio.sleep(0.05)  # a turn arriving while the long one decodes
+        short = await client.generate([{"role": "user", "content": "short"}], max_new_tokens=2)
+        short_done_while_long_runs = not long.done()
+        result = await long
+        await client.aclose()
+        return short, result, short_done_while_long_runs
+
+    short, long, overlap = asyncio.run(staggered())
+    assert overlap, "the short request waited for the long one (a batch barrier)"
+    assert (short.text, short.completion_tokens, short.prompt_tokens, short.finish_reason) == ("short", 2, 2, "stop")
+    assert long.completion_tokens == 30 and long.seconds > short.seconds
+    assert len(engines) == 1 and engines[0].finished == ["codedance-1", "codedance-0", "shutdown"]
+
+
+def test_model_spec_vllm_options_reach_the_engine_arguments():
+    spec = ModelSpec.model_validate({"path": "/ckpt", "vllm": {"gpu_memory_utilization": 0.3, "max_model_len": 4096, "batching": "batch"}})
+    assert engine_kwargs(spec, gpu_memory_utilization=spec.vllm.gpu_memory_utilization, max_model_len=spec.vllm.max_model_len)["gpu_memory_utilization"] == 0.3
+    with pytest.raises(ValueError):
+        ModelSpec.model_validate({"path": "/ckpt", "vllm": {"batching": "fast"}})

@@ -46,6 +46,10 @@ def create_client(spec: ModelSpec, *, concurrency: int = 64) -> ModelClient:
     if not spec.path:
         raise BadInput(f"model.path: required for backend {backend!r} (a local model folder or hub id)")
     warn_pixel_budget(spec)
+    if backend == "vllm" and spec.vllm.batching == "continuous":
+        from codedance_cli.clients.vllm_async import VLLMAsyncClient
+
+        return VLLMAsyncClient.from_spec(spec)
     if backend == "vllm":
         from codedance_cli.clients.vllm_offline import VLLMClient
 

@@ -71,7 +71,10 @@ class VLLMClient:
             from vllm import LLM, SamplingParams
         except ImportError:
             raise BadInput("model.backend 'vllm': vllm is not installed (pip install vllm on a GPU machine)") from None
-        return cls(LLM(**engine_kwargs(spec, **engine_options)), sampling_params_factory=SamplingParams)
+        options = spec.vllm
+        engine_options = {"gpu_memory_utilization": options.gpu_memory_utilization, "max_model_len": options.max_model_len, **engine_options}
+        llm = LLM(**engine_kwargs(spec, **engine_options), enforce_eager=options.enforce_eager)
+        return cls(llm, sampling_params_factory=SamplingParams)
 
     def _run_batch(self, batch: list[_Request]) -> list[Generation]:
         """One `LLM.chat` over the batch (on the batcher's worker thread)."""

@@ -122,7 +122,7 @@ async def run_trajectory(
     budget = _Budget(config)
     failures = 0
     session = _SessionHandle(sandbox, result.images, prefetch_session)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     try:
         while True:
             if len(result.turns) >= config.max_turns:
@@ -182,6 +182,7 @@ async def run_trajectory(
         "tool_s": round(session.waited_s, 4),
         "generation_s": round(sum(turn.generation_s or 0.0 for turn in result.turns), 4),
         "wall_s": round(time.perf_counter() - started, 4),
+        "started_at": round(started_at, 3),  # epoch seconds: a run's rollout phase is first start to last end
     }
     return result
 

@@ -17,6 +17,19 @@ from codedance_cli.recipes.base import RecipeModel
 TRAINING_MAX_PIXELS = 1280 * 28 * 28  # Qwen2.5-VL's usual training budget: training starts from it unless told otherwise
 
 
+class VllmOptions(RecipeModel):
+    """How the in-process vLLM engine runs (backend vllm): the `vllm serve` flags a user reaches for first."""
+
+    batching: Literal["continuous", "batch"] = Field(
+        "continuous",
+        description="continuous: vLLM's AsyncLLM, each request on its own (a turn never waits for others); "
+        "batch: gather concurrent requests into one LLM.chat call (the older client).",
+    )
+    gpu_memory_utilization: float = Field(0.8, gt=0, le=1, description="Share of GPU memory vLLM takes (weights + KV cache).")
+    max_model_len: int | None = Field(None, gt=0, description="Context length; unset: the model's own.")
+    enforce_eager: bool = Field(False, description="Skip CUDA graph capture: faster start, slower decoding.")
+
+
 class ModelSpec(RecipeModel):
     """Where a model comes from and how it is loaded: the same section in every stage that loads one.
 
@@ -40,6 +53,7 @@ class ModelSpec(RecipeModel):
         f"trained at); rl starts from it too; sft uses {TRAINING_MAX_PIXELS} (1280 * 28 * 28). A budget above the saved one is warned about.",
     )
     min_pixels: int | None = Field(None, description="Lower pixel bound per image; unset keeps the checkpoint's own.")
+    vllm: VllmOptions = Field(default_factory=VllmOptions, description="Engine settings for backend vllm.")
     request_timeout_s: float = Field(300.0, description="HTTP timeout per generation request.")
     max_retries: int = Field(5, description="Retries with exponential backoff on HTTP errors / 429.")
 

@@ -1,0 +1,96 @@
+"""vLLM `AsyncLLM` client: every request goes to the engine on its own, as `vllm serve` does.
+
+The offline client (`vllm_offline`) gathers concurrent requests into one `LLM.chat` call and waits for the whole
+batch: in the tool loop, a trajectory whose code just finished waits for the slowest sequence of the batch in
+flight before its next turn starts. Here each `generate` renders its chat (vLLM's own renderer: chat template and
+image processing, the path `LLM.chat` takes) and adds one request to the running engine, whose scheduler admits it
+at the next step (continuous batching); it returns when that request alone finishes.
+
+The engine is built on the first `generate`, inside the running event loop: `AsyncLLM` ties its output handler and
+ZMQ sockets to the loop that is running when it starts, and the stages build clients before `asyncio.run`.
+`renderer.render_chat_async` is vLLM 0.24's API (`vllm/entrypoints/offline_utils.py` calls the synchronous twin);
+`engine_factory` lets tests drive the same code with any object of that shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from codedance_cli.clients.base import Generation, Messages
+from codedance_cli.clients.vllm_offline import engine_kwargs, sampling_kwargs
+from codedance_cli.errors import BadInput, EngineFailed
+
+
+class VLLMAsyncClient:
+    """One `AsyncLLM` in this process; requests are independent (no batch barrier)."""
+
+    def __init__(self, engine_factory: Callable[[], Any], *, sampling_params_factory: Any = None, chat_params_factory: Any = None) -> None:
+        self._engine_factory = engine_factory
+        self._make_params = sampling_params_factory or (lambda **kwargs: kwargs)
+        self._make_chat_params = chat_params_factory or (lambda **kwargs: kwargs)
+        self._engine: Any = None
+        self._starting = asyncio.Lock()
+        self._ids = itertools.count()
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> VLLMAsyncClient:
+        try:
+            from vllm import SamplingParams
+            from vllm.engine.arg_utils import AsyncEngineArgs
+            from vllm.renderers.params import ChatParams
+            from vllm.v1.engine.async_llm import AsyncLLM
+        except ImportError as exc:
+            raise BadInput(f"model.backend 'vllm': cannot import vLLM's AsyncLLM ({exc}); install vllm on a GPU machine") from None
+        options = spec.vllm
+        kwargs = engine_kwargs(spec, gpu_memory_utilization=options.gpu_memory_utilization, max_model_len=options.max_model_len)
+        kwargs["enforce_eager"] = options.enforce_eager
+
+        def start() -> Any:
+            return AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+
+        return cls(start, sampling_params_factory=SamplingParams, chat_params_factory=ChatParams)
+
+    async def _started(self) -> Any:
+        if self._engine is None:
+            async with self._starting:
+                if self._engine is None:
+                    self._engine = self._engine_factory()
+        return self._engine
+
+    async def generate(
+        self,
+        messages: Messages,
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: list[str] | None = None,
+    ) -> Generation:
+        started = time.perf_counter()
+        engine = await self._started()
+        renderer = engine.renderer
+        chat_params = self._make_chat_params(chat_template_kwargs={"add_generation_prompt": True, "continue_final_message": False})
+        _, (prompt,) = await renderer.render_chat_async([messages], chat_params, renderer.default_chat_tok_params)
+        params = self._make_params(**sampling_kwargs(max_new_tokens, temperature, top_p, stop))
+        final = None
+        async for output in engine.generate(prompt, params, f"codedance-{next(self._ids)}"):
+            final = output
+        if final is None:
+            raise EngineFailed("vLLM AsyncLLM returned no output for a request")
+        completion = final.outputs[0]
+        return Generation(
+            text=completion.text,
+            prompt_tokens=len(final.prompt_token_ids or []),
+            completion_tokens=len(completion.token_ids),
+            seconds=time.perf_counter() - started,
+            finish_reason=completion.finish_reason,
+        )
+
+    async def aclose(self) -> None:
+        if self._engine is not None:
+            engine, self._engine = self._engine, None
+            engine.shutdown()
