@@ -17,6 +17,7 @@ Only the task is exported (question, images, reference): RL samples its own turn
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -93,11 +94,14 @@ def export_verl(
     prompt_version: str = TOOLCALL_VERSION,
     limit: int | None = None,
     require_ground_truth: bool = True,
+    require_images: bool = False,
     tasks: Iterable[Trajectory] | None = None,
 ) -> Path:
     """Write the verl RL parquet for the items at `trajectories_path` to `out_path` (atomically); returns it.
 
     Items without a ground truth cannot be rewarded and are skipped (unless `require_ground_truth=False`).
+    `require_images` skips items without an image, and says how many on stderr: verl's Qwen2.5-VL actor runs its
+    vision tower on a dummy input for an image-less micro-batch and fails there under transformers 5.
     """
     from codedance_cli.trajectory.store import iter_trajectories
 
@@ -109,15 +113,21 @@ def export_verl(
         raise BadInput(f"{out}: the verl export is one .parquet file")
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
+    imageless = 0
     for task in tasks if tasks is not None else iter_trajectories(source):
         if task.task_id in seen or (require_ground_truth and not (task.ground_truth or "").strip()):
+            continue
+        if require_images and not task.images:
+            imageless += 1
             continue
         seen.add(task.task_id)
         rows.append(verl_row(task, len(rows), prompt_version))
         if limit is not None and len(rows) >= limit:
             break
+    if imageless:
+        print(f"warning: {source}: {imageless} item(s) without an image left out of the verl export", file=sys.stderr, flush=True)
     if not rows:
-        raise BadInput(f"{source}: no items with a ground truth to export")
+        raise BadInput(f"{source}: no items with a ground truth{' and an image' if require_images else ''} to export")
     with AtomicFile(out, "wb") as handle:
         pq.write_table(pa.Table.from_pylist(rows, schema=_schema()), handle)
     return out

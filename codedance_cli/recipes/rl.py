@@ -97,6 +97,15 @@ class VerlConfig(RecipeModel):
     tensor_model_parallel_size: int = Field(1, description="Rollout tensor parallel size.")
     gpu_memory_utilization: float = Field(0.3, description="Rollout engine GPU memory share.")
     max_num_batched_tokens: int = Field(32768, description="Rollout engine max batched tokens.")
+    max_model_len: int | None = Field(None, gt=0, description="Rollout engine context length (unset: the model's own).")
+    enforce_eager: bool = Field(False, description="Rollout engine without CUDA graphs: faster start, slower decoding.")
+    agent_workers: int = Field(8, ge=1, description="Agent loop workers (rollout.agent.num_workers); each holds a tool and its sandbox pool.")
+    use_remove_padding: bool = Field(
+        False, description="Packed sequences without padding in the actor (verl calls flash-attn for them: needs flash-attn installed)."
+    )
+    attn_implementation: str | None = Field(
+        None, description="The actor's attention (model.override_config.attn_implementation): sdpa without flash-attn; unset: verl's flash_attention_2."
+    )
     param_offload: bool = Field(True, description="FSDP parameter offload for the actor.")
     optimizer_offload: bool = Field(True, description="FSDP optimizer offload for the actor.")
     max_tool_response_length: int = Field(4096, description="Characters of a tool response kept (multi_turn.max_tool_response_length).")

@@ -48,7 +48,6 @@ def tool_config(recipe: RlRecipe) -> dict:
                     "prompt_version": recipe.loop.prompt_version,
                     "observation_max_pixels": recipe.loop.observation_max_pixels,
                     "max_observation_images": recipe.loop.max_observation_images,
-                    "failed_call_penalty": recipe.reward.failed_call_penalty,
                     "silent_cell_fails": recipe.reward.silent_cell_fails,
                     "session_idle_s": 1800,
                 },
@@ -56,6 +55,12 @@ def tool_config(recipe: RlRecipe) -> dict:
             }
         ]
     }
+
+
+def absolute_if_local(model: str) -> str:
+    """A local folder as an absolute path (verl's Ray workers do not share our working directory); a hub id as is."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else model
 
 
 def verl_overrides(recipe: RlRecipe, files: RunFiles) -> list[str]:
@@ -78,9 +83,9 @@ def verl_overrides(recipe: RlRecipe, files: RunFiles) -> list[str]:
         "data.return_raw_chat=True",
         f"data.seed={train.seed}",
         # actor
-        f"actor_rollout_ref.model.path={recipe.model.path}",
+        f"actor_rollout_ref.model.path={absolute_if_local(recipe.model.path or '')}",
         f"actor_rollout_ref.model.enable_gradient_checkpointing={train.gradient_checkpointing}",
-        "actor_rollout_ref.model.use_remove_padding=True",
+        f"actor_rollout_ref.model.use_remove_padding={verl.use_remove_padding}",
         f"actor_rollout_ref.actor.optim.lr={train.learning_rate}",
         f"actor_rollout_ref.actor.ppo_mini_batch_size={train.mini_batch_size}",
         f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={train.micro_batch_size_per_gpu}",
@@ -100,7 +105,9 @@ def verl_overrides(recipe: RlRecipe, files: RunFiles) -> list[str]:
         f"actor_rollout_ref.rollout.gpu_memory_utilization={verl.gpu_memory_utilization}",
         f"actor_rollout_ref.rollout.max_num_batched_tokens={verl.max_num_batched_tokens}",
         f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={train.micro_batch_size_per_gpu}",
+        f"actor_rollout_ref.rollout.enforce_eager={verl.enforce_eager}",
         "actor_rollout_ref.rollout.agent.default_agent_loop=tool_agent",
+        f"actor_rollout_ref.rollout.agent.num_workers={verl.agent_workers}",
         f"+actor_rollout_ref.rollout.agent.agent_loop_manager_class={MANAGER_CLASS}",
         "actor_rollout_ref.rollout.multi_turn.enable=True",
         f"actor_rollout_ref.rollout.multi_turn.tool_config_path={files.tool_config}",
@@ -129,6 +136,10 @@ def verl_overrides(recipe: RlRecipe, files: RunFiles) -> list[str]:
     ]
     if train.max_steps is not None:
         overrides.append(f"trainer.total_training_steps={train.max_steps}")
+    if verl.max_model_len is not None:
+        overrides.append(f"actor_rollout_ref.rollout.max_model_len={verl.max_model_len}")
+    if verl.attn_implementation is not None:
+        overrides.append(f"+actor_rollout_ref.model.override_config.attn_implementation={verl.attn_implementation}")
     return overrides + list(verl.extra_overrides)
 
 

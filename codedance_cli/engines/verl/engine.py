@@ -26,6 +26,14 @@ class VerlGrpo:
 
         if not is_toolcall(recipe.loop.prompt_version):
             raise BadInput(f"loop.prompt_version: verl's tool agent parses <tool_call> (hermes); use {TOOLCALL_VERSION}")
+        train, verl = recipe.train, recipe.verl
+        if train.mini_batch_size > train.train_batch_size:
+            raise BadInput(f"train.mini_batch_size: {train.mini_batch_size} is above train.train_batch_size {train.train_batch_size} (verl refuses it)")
+        if (train.train_batch_size * train.rollout_n) % verl.agent_workers:
+            raise BadInput(
+                f"verl.agent_workers: {verl.agent_workers} does not divide train.train_batch_size x train.rollout_n = "
+                f"{train.train_batch_size * train.rollout_n} (verl splits a batch evenly among its agent loop workers)"
+            )
 
     def command(self, recipe: RlRecipe, files: RunFiles, *, dry_run: bool) -> tuple[list[str], dict[str, str]]:
         return verl_command(recipe, files), verl_env(recipe, files)
@@ -38,9 +46,9 @@ class VerlGrpo:
 
         version = recipe.loop.prompt_version
         if not is_fresh(files.train, Path(recipe.dataset)):
-            export_verl(recipe.dataset, files.train, prompt_version=version, limit=recipe.limit)
+            export_verl(recipe.dataset, files.train, prompt_version=version, limit=recipe.limit, require_images=True)
         if recipe.val_dataset is not None and not is_fresh(files.val, Path(recipe.val_dataset)):
-            export_verl(recipe.val_dataset, files.val, prompt_version=version)
+            export_verl(recipe.val_dataset, files.val, prompt_version=version, require_images=True)
         write_verl_files(recipe, files)
 
     def train(self, command: list[str], env: dict[str, str], files: RunFiles) -> None:

@@ -9,12 +9,13 @@ as multimodal tool responses; errors and timeouts come back as text the model
 reads, never as exceptions. The response text is the loop's observation text
 and the release's nudge: the Qwen chat template puts a tool message inside
 `<tool_response>…</tool_response>` of a user turn, which is how SFT data shows
-results (there the nudge follows the closing tag), and each call's failure is recorded in
-`agent_data.extra_fields["codedance_tool_failures"]` for the reward.
+results (there the nudge follows the closing tag). The reward reads each call's failure back from those blocks of
+the rollout text (the one grammar of a turn), so the tool returns no reward of its own (verl would only file it
+under `tool_rewards`, which nothing reads).
 
 Tool YAML `config` keys: `type: native`, `sandbox` (SandboxConfig fields),
 `prompt_version`, `observation_max_pixels`, `max_observation_images`,
-`failed_call_penalty`, `silent_cell_fails`, `session_idle_s`.
+`silent_cell_fails`, `session_idle_s`.
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ class CodeDanceSandboxTool(BaseTool):
             raise ValueError(f"prompt_version {self.prompt_version!r}: verl parses <tool_call> (hermes); use {TOOLCALL_VERSION}")
         self.max_pixels = int(config.get("observation_max_pixels", loop_defaults.observation_max_pixels))
         self.max_images = int(config.get("max_observation_images", loop_defaults.max_observation_images))
-        self.failed_call_penalty = float(config.get("failed_call_penalty", -0.5))
         self.silent_fails = bool(config.get("silent_cell_fails", False))
         self.sessions = SandboxSessions(self.sandbox_config, idle_s=float(config.get("session_idle_s", 1800.0)))
         self._instances: dict[str, dict[str, Any]] = {}
@@ -88,7 +88,7 @@ class CodeDanceSandboxTool(BaseTool):
         failed = observation_failed(text, silent_fails=self.silent_fails)
         response = ToolResponse(text=text, image=[_to_pil(data) for data in images]) if images else ToolResponse(text=text)
         metrics = {"failed": failed, "timed_out": obs.timed_out, "error_type": obs.error_type, "duration_s": obs.duration_s}
-        return response, (self.failed_call_penalty if failed else 0.0), metrics
+        return response, 0.0, metrics
 
     async def calc_reward(self, instance_id: str, **kwargs: Any) -> float:
         return 0.0
