@@ -11,7 +11,8 @@
 #   bash scripts/gpu_engines_check.sh train OUT   # items + model + tool SFT (ms-swift from .whl/)
 #   bash scripts/gpu_engines_check.sh vllm OUT    # judge serve + rollout clients
 #   bash scripts/gpu_engines_check.sh verl OUT    # GRPO through verl, merge, eval
-#   bash scripts/gpu_engines_check.sh all OUT     # the three; a failed phase is reported and the next one still runs
+#   bash scripts/gpu_engines_check.sh all OUT     # the phases in PHASES (train vllm verl); train is skipped when its
+#                                                   model exists; a failed phase is reported and the next one still runs
 #   bash scripts/gpu_engines_check.sh start OUT   # `all` detached (setsid), then `await`
 #   bash scripts/gpu_engines_check.sh await OUT   # follow the detached run for up to WAIT s; pack what it wrote
 # Before `start`, the staging calls of docs/gpu-staging.md install vLLM and verl into /tmp/site.
@@ -30,7 +31,8 @@ TOOLCALL=codedance-toolcall-v1
 mkdir -p "$OUT_DIR" "$LOGS"
 source "$(dirname "$0")/gpu_lib.sh"
 [[ $PHASE == await ]] || install_wheels
-export VLLM_LOGGING_LEVEL=${VLLM_LOGGING_LEVEL:-INFO} NCCL_NVLS_ENABLE=0 RAY_DEDUP_LOGS=0
+# FlashInfer is not carried: its sampler is off (vLLM then samples in PyTorch)
+export VLLM_LOGGING_LEVEL=${VLLM_LOGGING_LEVEL:-INFO} VLLM_USE_FLASHINFER_SAMPLER=0 NCCL_NVLS_ENABLE=0 RAY_DEDUP_LOGS=0
 
 train() {
   timed synth codedance synth recipes/nano/synth.yaml --set num_items="${ITEMS:-2000}" --set seed=100 \
@@ -115,9 +117,16 @@ case $PHASE in
   train) train ;;
   vllm) vllm_phase ;;
   verl) verl_phase ;;
-  all) train || { echo "train failed: vllm and verl need its model"; exit 1; }
-       vllm_phase || echo "vllm phase failed (see $LOGS)"
-       verl_phase || { echo "verl phase failed (see $LOGS)"; exit 1; } ;;
+  all) status=0
+       for phase in ${PHASES:-train vllm verl}; do
+         case $phase in
+           train) [[ -f $WORK/sft/last/config.json ]] && { echo "SFT model found at $WORK/sft/last: train skipped"; continue; }
+                  train || { echo "train failed: vllm and verl need its model"; exit 1; } ;;
+           vllm) vllm_phase || { echo "vllm phase failed (see $LOGS)"; status=1; } ;;
+           verl) verl_phase || { echo "verl phase failed (see $LOGS)"; status=1; } ;;
+         esac
+       done
+       exit $status ;;
   start) start_detached "$0" "$OUT_DIR" ;;
   await) await_run ;;
   *) echo "unknown phase $PHASE (train, vllm, verl, all, start or await)" >&2; exit 2 ;;

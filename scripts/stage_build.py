@@ -85,7 +85,13 @@ BUNDLES: dict[str, dict] = {
                    "distro==1.9.0", "openai-harmony==0.0.8", "prometheus-fastapi-instrumentator==8.1.0",
                    "model-hosting-container-standards==0.1.16", "jmespath==1.1.0", "supervisor==4.3.0",
                    "watchfiles==1.3.0", "python-multipart==0.0.34", "compressed-tensors==0.17.0", "loguru==0.7.3",
-                   "lark==1.2.2", *WEB],
+                   "lark==1.2.2",
+                   # The structured-output backends load at import: backend_guidance.py and backend_xgrammar.py read
+                   # llguidance.LLMatcher / xgr.GrammarMatcher in dataclass annotations, which makes their LazyLoader
+                   # import the package, and the engine core and GPU model runner import both modules (found on the
+                   # device: AsyncLLM failed with "No module named 'llguidance'"). vllm pins llguidance>=1.7,<1.8,
+                   # which our package index lacks; 1.6.1 has the same LLMatcher and LLTokenizer names.
+                   "llguidance==1.6.1", "xgrammar==0.2.1", "apache-tvm-ffi==0.1.15.post2", *WEB],
         "sdists": [],
         "prune": [
             ("vllm/vllm_flash_attn/_vllm_fa2_C.abi3.so", ("FlashAttention 2: on SM90 fa_utils.get_flash_attn_version "
@@ -98,6 +104,7 @@ BUNDLES: dict[str, dict] = {
              "has_deep_gemm() and an FP8 model")),
             ("vllm/third_party/fmha_sm100", "Blackwell (SM100) sparse attention, imported lazily by MiniMax-M3 only"),
             ("vllm/vllm-rs", "Rust API frontend, used only with VLLM_USE_RUST_FRONTEND=1 (envs.py)"),
+            ("xgrammar/lib", "xgrammar's static C++ archive (62 MiB), for building against it; Python loads the bindings .so"),
         ],
         "omitted": [
             ("torch", "device has 2.11.0, the version vllm pins"), ("torchaudio", "device has 2.11.0"),
@@ -108,11 +115,10 @@ BUNDLES: dict[str, dict] = {
             ("flashinfer-cubin", "FlashInfer's prebuilt kernels (447 MB)"),
             ("nvidia-cutlass-dsl", "CuTe DSL: FA4 and Blackwell kernels"),
             ("quack-kernels", "CuTe DSL kernels for Blackwell/mamba"), ("tilelang", "TileLang kernels (FP8/MLA)"),
-            ("apache-tvm-ffi", "for flashinfer/tilelang/FA4"), ("tokenspeed-mla", "MLA on Blackwell"),
+            ("tokenspeed-mla", "MLA on Blackwell"),
             ("humming-kernels", "quantized GEMM kernels"), ("fastsafetensors", "opt-in loader (guarded import)"),
             ("nvidia-cudnn-frontend", "flashinfer's cuDNN path"),
-            ("xgrammar", "structured outputs (JSON schema, tool_choice=required): not supported in this bundle"),
-            ("llguidance", "structured outputs"), ("outlines-core", "structured outputs"),
+            ("outlines-core", "structured outputs (the third backend; xgrammar and llguidance are carried)"),
             ("lm-format-enforcer", "structured outputs"),
             ("mistral-common", "Mistral tokenizer/tool parser only"), ("anthropic", "/v1/messages endpoint only"),
             ("mcp", "--tool-server only"), ("av", "audio input only (video uses OpenCV)"),

@@ -320,29 +320,39 @@ def tree_bytes() -> int:
     return sum(Path(p).stat().st_size for p in out.decode().split("\0") if p and Path(p).is_file())
 
 
-def plan(names: list[str] | None = None, limit: int = CALL_LIMIT) -> int:
-    """Pack the parts into as few calls as fit under the per-call limit; print each call's carry list and command."""
+def path_bytes(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder."""
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def plan(names: list[str] | None = None, limit: int = CALL_LIMIT, extras: list[str] | None = None) -> int:
+    """Pack the parts (and extra carried paths, e.g. `.whl`) into as few calls as fit under the per-call limit,
+    largest first; print each call's carry list and command."""
     found = {name: bundle for name, bundle in manifests().items() if not names or name in names}
     if names and (unknown := set(names) - set(found)):
         raise StageError(f"no manifest for {' '.join(sorted(unknown))} under {src_dir()}: run `build` first")
+    missing = [extra for extra in extras or [] if not Path(extra).exists()]
+    if missing:
+        raise StageError(f"--with {missing[0]}: no such file or folder")
     room = limit - tree_bytes() - 64 * 1024
+    items = [(part["size"], f"{src_dir()}/{part['name']}", name) for name, bundle in sorted(found.items())
+             for part in bundle["parts"]]
+    items += [(path_bytes(Path(extra)), extra, None) for extra in extras or []]
     calls: list[dict] = []
-    for name, bundle in sorted(found.items()):
-        for part in bundle["parts"]:
-            if part["size"] > room:
-                raise StageError(f"{part['name']} ({part['size']} B) leaves no room for the working tree: rebuild "
-                                 f"with a smaller PART_MIB")
-            call = next((c for c in calls if c["bytes"] + part["size"] <= room), None)
-            if call is None:
-                calls.append(call := {"bytes": 0, "parts": [], "bundles": []})
-            call["bytes"] += part["size"]
-            call["parts"].append(f"{src_dir()}/{part['name']}")
-            if name not in call["bundles"]:
-                call["bundles"].append(name)
+    for size, path, name in sorted(items, key=lambda item: -item[0]):
+        if size > room:
+            raise StageError(f"{path} ({size} B) leaves no room for the working tree: rebuild with a smaller PART_MIB")
+        call = next((c for c in calls if c["bytes"] + size <= room), None)
+        if call is None:
+            calls.append(call := {"bytes": 0, "paths": [], "bundles": []})
+        call["bytes"] += size
+        call["paths"].append(path)
+        if name is not None and name not in call["bundles"]:
+            call["bundles"].append(name)
     last = {name: max(i for i, c in enumerate(calls) if name in c["bundles"]) for name in found}
     rows = []
     for index, call in enumerate(calls):
-        carry = [f"{src_dir()}/{name}.manifest.json" for name in call["bundles"]] + call["parts"]
+        carry = [f"{src_dir()}/{name}.manifest.json" for name in sorted(call["bundles"])] + sorted(call["paths"])
         command = " && ".join([f"{SCRIPT} receive"] + [f"{SCRIPT} install {name}" for name in sorted(found)
                                                           if last[name] == index])
         rows.append({"call": index + 1, "carry": carry, "command": command, "mib": round(call["bytes"] / MiB, 1)})
@@ -353,12 +363,27 @@ def plan(names: list[str] | None = None, limit: int = CALL_LIMIT) -> int:
     return 0
 
 
+def _plan_args(args: list[str]) -> int:
+    """plan [BUNDLE...] [--with PATH]...: PATHs (e.g. .whl) travel in whichever call has room."""
+    names, extras = [], []
+    while args:
+        head, *args = args
+        if head == "--with":
+            if not args:
+                return _usage("--with needs a PATH")
+            extra, *args = args
+            extras.append(extra)
+        else:
+            names.append(head)
+    return plan(names or None, extras=extras)
+
+
 def main(argv: list[str]) -> int:
     commands = {"receive": lambda a: receive(), "status": lambda a: status(), "probe": lambda a: probe(a or None),
-                "plan": lambda a: plan(a or None),
+                "plan": _plan_args,
                 "install": lambda a: install(a[0]) if len(a) == 1 else _usage("install takes one BUNDLE")}
     if not argv or argv[0] not in commands:
-        return _usage(f"usage: {SCRIPT} build|receive|status|install BUNDLE|probe [BUNDLE...]|plan [BUNDLE...]")
+        return _usage(f"usage: {SCRIPT} build|receive|status|install BUNDLE|probe [BUNDLE...]|plan [BUNDLE...] [--with PATH]...")
     try:
         return commands[argv[0]](argv[1:])
     except StageError as exc:

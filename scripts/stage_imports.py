@@ -77,6 +77,31 @@ def unconditional_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]
     return found
 
 
+def lazy_loads_at_import(tree: ast.Module) -> list[str]:
+    """Modules a `LazyLoader` (vLLM's, TensorFlow's) loads while this module is imported, not when it is used.
+
+    `name = LazyLoader("name", globals(), "module")` defers the import to the first attribute access; a class body's
+    annotation `field: name.Type` is such an access at import time, unless `from __future__ import annotations` makes
+    annotations strings. vLLM 0.24's structured-output module does exactly this with llguidance.
+    """
+    if any(isinstance(node, ast.ImportFrom) and node.module == "__future__" and any(a.name == "annotations" for a in node.names)
+           for node in tree.body):
+        return []
+    lazy: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
+                and node.value.func.id == "LazyLoader" and len(node.value.args) >= 3
+                and isinstance(node.value.args[2], ast.Constant) and isinstance(node.targets[0], ast.Name)):
+            lazy[node.targets[0].id] = str(node.value.args[2].value)
+    loaded: list[str] = []
+    for cls in (node for node in tree.body if isinstance(node, ast.ClassDef)):
+        for field in (item for item in cls.body if isinstance(item, ast.AnnAssign)):
+            for part in ast.walk(field.annotation):
+                if isinstance(part, ast.Attribute) and isinstance(part.value, ast.Name) and part.value.id in lazy:
+                    loaded.append(lazy[part.value.id])
+    return sorted(set(loaded))
+
+
 def check(site: Path, entries: list[str]) -> dict[str, list[str]]:
     """{top-level name nothing provides: [importing modules]}; a name ending in '?' is a bundle module (pruned?)."""
     own = {p.name.split(".")[0] for p in site.iterdir() if not p.name.endswith("-info")}
@@ -106,7 +131,8 @@ def check(site: Path, entries: list[str]) -> dict[str, list[str]]:
         except SyntaxError:
             continue
         package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-        for node in unconditional_imports(tree):
+        lazy = [ast.Import(names=[ast.alias(name=name)]) for name in lazy_loads_at_import(tree)]
+        for node in [*unconditional_imports(tree), *lazy]:
             if isinstance(node, ast.Import):
                 names = [(alias.name, module) for alias in node.names]
             else:

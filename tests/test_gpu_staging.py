@@ -154,3 +154,33 @@ def test_plan_packs_parts_into_calls(staged: dict, monkeypatch: pytest.MonkeyPat
     assert [Path(c).name for call in calls for c in call["carry"][1:]] == parts
     assert calls[-1]["command"].endswith("install demo") and "install" not in calls[0]["command"]
     assert stage_bundle.main(["plan", "nosuch"]) == 1
+    wheels = staged["tmp"] / "wheels"
+    wheels.mkdir()
+    (wheels / "a.whl").write_bytes(b"w" * PART)
+    assert stage_bundle.main(["plan", "demo", "--with", str(wheels)]) == 0
+    with_wheels = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["calls"]
+    carried = [c for call in with_wheels for c in call["carry"]]
+    assert str(wheels) in carried and sum(len(call["carry"]) for call in with_wheels) == len(carried)
+    assert sum(call["mib"] for call in with_wheels) >= sum(call["mib"] for call in calls)
+    assert stage_bundle.main(["plan", "demo", "--with", "no/such/folder"]) == 1
+
+
+def test_import_check_sees_a_lazy_module_loaded_by_a_class_annotation(tmp_path: Path) -> None:
+    """vLLM 0.24's structured-output module loads llguidance at import through a dataclass annotation."""
+    from stage_imports import check
+
+    site = tmp_path / "site"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "__init__.py").write_text("")
+    (site / "pkg" / "eager.py").write_text(
+        "from dataclasses import dataclass\nfrom typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    import guided\nelse:\n    guided = LazyLoader('guided', globals(), 'guided')\n"
+        "@dataclass\nclass Grammar:\n    matcher: guided.Matcher\n"
+    )
+    (site / "pkg" / "deferred.py").write_text(
+        "from __future__ import annotations\nguided = LazyLoader('guided', globals(), 'guided')\n"
+        "class Grammar:\n    matcher: guided.Matcher\n"
+    )
+    (site / "pkg" / "used_later.py").write_text("guided = LazyLoader('guided', globals(), 'guided')\ndef f():\n    return guided.Matcher\n")
+    assert check(site, ["pkg.eager"]) == {"guided": ["pkg.eager"]}
+    assert check(site, ["pkg.deferred", "pkg.used_later"]) == {}
