@@ -47,6 +47,9 @@ FIM_AND_REPO = {"<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad
 # a default system turn, content given as a string or as a list of image/video/text
 # parts, `tools` listed in the system turn, assistant `tool_calls` as <tool_call> JSON,
 # consecutive `tool` messages grouped into one user turn of <tool_response> blocks.
+# A system message that already lists the tools (`codedance-toolcall-v1` does: SFT, eval and ms-swift render it
+# without `tools=`) gets no second list: verl's tool agent loop always passes `tools=`, and the prompt it renders
+# must be the one the model was trained on.
 CHAT_TEMPLATE = r"""{%- set image_count = namespace(value=0) -%}
 {%- set video_count = namespace(value=0) -%}
 {%- macro render_content(content) -%}
@@ -73,7 +76,7 @@ CHAT_TEMPLATE = r"""{%- set image_count = namespace(value=0) -%}
 {%- set rest = messages -%}
 {%- endif -%}
 {{- '<|im_start|>system\n' + system_text -}}
-{%- if tools -%}
+{%- if tools and '<tools>' not in system_text -%}
 {{- '\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>' -}}
 {%- for tool in tools -%}{{- '\n' + (tool | tojson) -}}{%- endfor -%}
 {{- '\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>' -}}

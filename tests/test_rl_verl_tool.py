@@ -75,7 +75,7 @@ def test_session_per_trajectory_images_back_and_cleanup() -> None:
     asyncio.run(scenario())
 
 
-def test_hanging_and_crashing_cells_become_observations_and_penalties() -> None:
+def test_hanging_and_crashing_cells_become_failed_observations() -> None:
     async def scenario():
         tool = make_tool()
         try:
@@ -84,13 +84,13 @@ def test_hanging_and_crashing_cells_become_observations_and_penalties() -> None:
             response, reward, metrics = await call(tool, data, "while True:\n    pass")
             elapsed = time.monotonic() - started
             assert elapsed < TIMEOUT_S + tool.sessions.guard_s
-            assert metrics["timed_out"] and "Timeout" in response.text and reward == -0.5
+            assert metrics["timed_out"] and metrics["failed"] and "Timeout" in response.text and reward == 0.0
             texts = [response.text]
-            response, reward, _ = await call(tool, data, "import os\nos._exit(3)")  # the process dies
-            assert reward == -0.5 and "Error" in response.text
+            response, reward, metrics = await call(tool, data, "import os\nos._exit(3)")  # the process dies
+            assert metrics["failed"] and reward == 0.0 and "Error" in response.text
             texts.append(response.text)
-            response, reward, _ = await call(tool, data, None)  # malformed call: no code argument
-            assert reward == -0.5 and "code" in response.text
+            response, reward, metrics = await call(tool, data, None)  # malformed call: no code argument
+            assert metrics["failed"] and reward == 0.0 and "code" in response.text
             texts.append(response.text)
             response, reward, _ = await call(tool, data, "x = 1")  # ran, but showed nothing: a success by default
             assert "No explicit output" in response.text and reward == 0.0
@@ -186,7 +186,7 @@ def test_verl_tool_agent_loop_runs_our_tool_and_reward_end_to_end(tiny_model_dir
             await tool.close()
 
     output, solution, scored = asyncio.run(scenario())
-    assert output.extra_fields["tool_rewards"] == [0.0, -0.5]
+    assert output.extra_fields["tool_rewards"] == [0.0, 0.0]  # the tool gives no reward; compute_score reads the failures
     assert "<tool_response>\n42\n" in solution and "Timeout" in solution
     # a=1, f=0, calls [ok, timeout]: T = 1.5 * 0.5; c = [0 + 0.2 * -0.5, -0.5, 0] = [-0.1, -0.5, 0]
     assert scored["accuracy"] == 1.0 and scored["format"] == 0.0 and scored["tool_failed"] == 1.0

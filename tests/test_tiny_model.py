@@ -65,6 +65,11 @@ def test_chat_template_renders_tools_images_and_tool_responses(tiny_model_dir: P
     assert '<tool_call>\n{"name": "execute_python_code", "arguments": {"code": "print(1)"}}\n</tool_call><|im_end|>' in text
     assert ("<|im_start|>user\n<tool_response>\n1\n</tool_response>\n<tool_response>\nfig"
             "<|vision_start|><|image_pad|><|vision_end|>\n</tool_response><|im_end|>\n<|im_start|>assistant\n") in text
+    # A system prompt that already lists the tools (the tool-call format's) is not given a second list.
+    from codedance_cli.loop.prompts import TOOLCALL_VERSION, system_prompt
+
+    listed = [{"role": "system", "content": system_prompt(TOOLCALL_VERSION)}, *_messages()]
+    assert tokenizer.apply_chat_template(listed, tools=tools, tokenize=False) == tokenizer.apply_chat_template(listed, tokenize=False)
 
 
 def test_model_loads_and_generates_on_an_image(tiny_model_dir: Path) -> None:
