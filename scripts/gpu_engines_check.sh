@@ -35,8 +35,9 @@ source "$(dirname "$0")/gpu_lib.sh"
 export VLLM_LOGGING_LEVEL=${VLLM_LOGGING_LEVEL:-INFO} VLLM_USE_FLASHINFER_SAMPLER=0 NCCL_NVLS_ENABLE=0 RAY_DEDUP_LOGS=0
 
 train() {
+  # made in the tool-call format (SFT would rewrite fenced cells into it anyway, codedance_cli/loop/prompts.py)
   timed synth codedance synth recipes/nano/synth.yaml --set num_items="${ITEMS:-2000}" --set seed=100 \
-    --set output="$WORK/train" --set concurrency=16 --set sandbox.workers=16 || return
+    --set loop.prompt_version=$TOOLCALL --set output="$WORK/train" --set concurrency=16 --set sandbox.workers=16 || return
   timed heldout codedance synth recipes/nano/synth_heldout.yaml --set num_items="${HELDOUT:-96}" \
     --set output="$WORK/heldout" --set concurrency=16 --set sandbox.workers=16 || return
   timed rl-items codedance synth recipes/nano/synth.yaml --set num_items="${RL_ITEMS:-64}" --set seed=300 \

@@ -6,7 +6,11 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} P
 
 install_wheels() {  # the wheels the device lacks travel in .whl/; installed once per machine under /tmp/site
   if compgen -G ".whl/*.whl" >/dev/null && ! $PY -c "import swift, msgspec" 2>/dev/null; then
+    # pip --target --upgrade replaces /tmp/site/bin whole: keep the scripts staged bundles put there (vllm, ray)
+    local kept; kept=$(mktemp -d)
+    [[ -d /tmp/site/bin ]] && cp -a /tmp/site/bin/. "$kept"/
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    mkdir -p /tmp/site/bin && cp -an "$kept"/. /tmp/site/bin/ && rm -rf "$kept"
   fi
 }
 

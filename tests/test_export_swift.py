@@ -56,6 +56,23 @@ def test_toolcall_format_wraps_observations_like_the_loop(tmp_path: Path) -> Non
     assert '<tool_call>\n{"name": "execute_python_code"' in record["messages"][2]["content"]
 
 
+def test_cells_are_rewritten_in_the_version_trained_on(trajectories, tmp_path: Path) -> None:
+    """Fenced-code data SFT'd as codedance-toolcall-v1 gets <tool_call> cells (a GPU run taught fenced code under the
+    tool-call system prompt, and verl's parser then found no call in any rollout); and back."""
+    fenced = trajectories[0]
+    record = swift_record(fenced, tmp_path / "images", prompt_version="codedance-toolcall-v1")
+    cells = [m["content"] for m in record["messages"] if m["role"] == "assistant"][:-1]
+    assert all("<tool_call>" in cell and "```" not in cell for cell in cells)
+    assert record["messages"][0]["content"] == system_prompt("codedance-toolcall-v1")
+    toolcall = make_trajectories(1, prompt_version="codedance-toolcall-v1")[0]
+    back = swift_record(toolcall, tmp_path / "images", prompt_version="codedance-v1")
+    assert "```python" in back["messages"][2]["content"] and "<tool_call>" not in back["messages"][2]["content"]
+    edited = fenced.model_copy(deep=True)
+    edited.turns[0].text = "<think>the cell is paraphrased</think>\n```py\nprint(1)\n```"
+    with pytest.raises(BadInput, match=rf"task {edited.task_id}: the turn's code is not written as a <tool_call>"):
+        swift_record(edited, tmp_path / "images", prompt_version="codedance-toolcall-v1")
+
+
 def test_direct_version_trains_the_no_tool_baseline_on_the_same_items(trajectories, tmp_path: Path) -> None:
     traj = trajectories[0]
     record = swift_record(traj, tmp_path / "images", prompt_version="direct-v1")

@@ -122,3 +122,17 @@ def test_judge_recipe_bad_port_names_the_field(tmp_path):
     recipe.write_text("stage: judge\nmodel: m\nport: 99999999\n")
     with pytest.raises(BadInput, match="port"):
         load_recipe(recipe, expect_stage="judge")
+
+
+def test_vllm_serve_falls_back_to_the_cli_module_when_the_script_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the GPU machine a later `pip install --target` replaced the folder holding vLLM's console script."""
+    import sys
+
+    from codedance_cli.judge import server
+
+    monkeypatch.setattr(server, "_executable", lambda name: "/nowhere/vllm")
+    monkeypatch.setattr(server, "vllm_importable", lambda: True)
+    command = server.build_serve_command("/models/judge", engine="vllm")
+    assert command.argv[:4] == [sys.executable, "-m", "vllm.entrypoints.cli.main", "serve"]
+    monkeypatch.setattr(server, "vllm_importable", lambda: False)
+    assert server.build_serve_command("/models/judge", engine="vllm").argv[:2] == ["/nowhere/vllm", "serve"]

@@ -29,10 +29,10 @@ from codedance_cli.common.atomic import atomic_write_bytes
 from codedance_cli.common.progress import progress_bar
 from codedance_cli.errors import BadInput
 from codedance_cli.loop.format import build_messages
-from codedance_cli.loop.prompts import DEFAULT_VERSION, DIRECT_VERSION, check_version
+from codedance_cli.loop.prompts import DEFAULT_VERSION, DIRECT_VERSION, check_version, code_in_version
 from codedance_cli.recipes.common import DataRef, LoopConfig
 from codedance_cli.trajectory.media import decode_data_url
-from codedance_cli.trajectory.schema import Trajectory
+from codedance_cli.trajectory.schema import Trajectory, Turn
 
 JSONL_NAME = "train.jsonl"
 IMAGE_DIR = "images"
@@ -44,7 +44,7 @@ def swift_record(traj: Trajectory, image_dir: Path, prompt_version: str | None =
     """One ms-swift line for `traj`; its images are written into `image_dir` (content-addressed)."""
     version = check_version(prompt_version or traj.prompt_version or DEFAULT_VERSION)
     # direct-v1 trains the no-tool baseline on the same items: the question, then only the answer turn.
-    turns = traj.turns[-1:] if version == DIRECT_VERSION else traj.turns
+    turns = traj.turns[-1:] if version == DIRECT_VERSION else [_in_version(turn, version, traj.task_id) for turn in traj.turns]
     messages = build_messages(traj, turns, version, config)
     out_messages: list[dict[str, str]] = []
     images: list[str] = []
@@ -67,6 +67,16 @@ def swift_record(traj: Trajectory, image_dir: Path, prompt_version: str | None =
     if not out_messages or out_messages[-1]["role"] != "assistant":
         raise BadInput(f"task {traj.task_id}: a training trajectory must end with an assistant turn")
     return {"messages": out_messages, "images": images, "task_id": traj.task_id}
+
+
+def _in_version(turn: Turn, version: str, task_id: str) -> Turn:
+    """The turn with its code cell written as `version` writes cells (data made in one version, trained in another)."""
+    if turn.code is None:
+        return turn
+    try:
+        return turn.model_copy(update={"text": code_in_version(turn.text, turn.code, version)})
+    except ValueError as exc:
+        raise BadInput(f"task {task_id}: {exc} ({version})") from None
 
 
 def _checked_text(text: str, task_id: str) -> str:

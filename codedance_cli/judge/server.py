@@ -54,6 +54,18 @@ def _executable(name: str) -> str:
     return shutil.which(name) or name
 
 
+def _vllm_launcher() -> list[str]:
+    """`vllm`'s console script, or this Python running vLLM's CLI module when the script is missing.
+
+    The script can be gone while the package imports: a `pip install --target` into the same folder replaces its
+    `bin/` (seen on the GPU machine, where vLLM is unpacked under /tmp/site beside other wheels).
+    """
+    script = _executable("vllm")
+    if Path(script).is_file() or not vllm_importable():
+        return [script]
+    return [sys.executable, "-m", "vllm.entrypoints.cli.main"]
+
+
 def choose_engine(engine: str) -> str:
     """auto: vLLM when importable and a GPU is present, else transformers serve."""
     if engine != "auto":
@@ -84,7 +96,7 @@ def build_serve_command(
     if Path(model).exists():
         model = str(Path(model).resolve())  # the server's working directory must not matter
     if engine == "vllm":
-        argv = [_executable("vllm"), "serve", model, "--host", host, "--port", str(port), "--served-model-name", served_name]
+        argv = [*_vllm_launcher(), "serve", model, "--host", host, "--port", str(port), "--served-model-name", served_name]
         argv += ["--tensor-parallel-size", str(tensor_parallel_size), "--gpu-memory-utilization", str(gpu_memory_utilization)]
         argv += ["--dtype", dtype]
         if max_model_len:

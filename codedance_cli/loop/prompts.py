@@ -139,6 +139,28 @@ def is_toolcall(version: str) -> bool:
 
 
 def tool_call_text(code: str) -> str:
-    """The exact assistant text of one tool call, used when turning fenced-code data into the tool format."""
+    """The exact assistant text of one tool call (codedance-toolcall-v1)."""
     payload = json.dumps({"name": TOOL_NAME, "arguments": {"code": code}}, ensure_ascii=False)
     return f"<tool_call>\n{payload}\n</tool_call>"
+
+
+def fenced_code(code: str) -> str:
+    """The exact assistant text of one code cell in the fenced versions (codedance-v1)."""
+    return f"```python\n{code.rstrip()}\n```"
+
+
+def code_in_version(text: str, code: str, version: str) -> str:
+    """A code turn's text with its cell written the way `version` writes cells.
+
+    Training data rendered with another version than it was made in would otherwise pair one version's system
+    prompt with the other's cells (a model SFT'd that way calls tools in a form verl's parser never sees). The
+    cell must appear in the text exactly as one of the two forms writes it; otherwise ValueError.
+    """
+    fence, call = fenced_code(code), tool_call_text(code)
+    wanted, other = (call, fence) if is_toolcall(version) else (fence, call)
+    if wanted in text:
+        return text
+    if other in text:
+        return text.replace(other, wanted, 1)
+    raise ValueError(f"the turn's code is not written as a {'<tool_call>' if is_toolcall(version) else 'fenced'} "
+                     "or the other version's cell, so it cannot be rendered in that version")
