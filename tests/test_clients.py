@@ -272,26 +272,37 @@ def test_vllm_async_client_finishes_a_short_request_before_a_long_one_started_ea
     engines = []
 
     def start():
+        asyncio.get_running_loop()  # AsyncLLM binds to the loop it starts in: the client's own
         engines.append(_AsyncEngineWithVllmSignature())
         return engines[-1]
 
     client = VLLMAsyncClient(start)
-    assert engines == []  # the engine starts inside the running loop, on the first request
+    assert len(engines) == 1  # loaded when the client is built, outside any request's time
 
     async def staggered():
         long = asyncio.ensure_future(client.generate([{"role": "user", "content": "long"}], max_new_tokens=30))
         await asyncio.sleep(0.05)  # a turn arriving while the long one decodes
         short = await client.generate([{"role": "user", "content": "short"}], max_new_tokens=2)
-        short_done_while_long_runs = not long.done()
-        result = await long
-        await client.aclose()
-        return short, result, short_done_while_long_runs
+        return short, not long.done(), await long
 
-    short, long, overlap = asyncio.run(staggered())
+    short, overlap, long = asyncio.run(staggered())
     assert overlap, "the short request waited for the long one (a batch barrier)"
     assert (short.text, short.completion_tokens, short.prompt_tokens, short.finish_reason) == ("short", 2, 2, "stop")
     assert long.completion_tokens == 30 and long.seconds > short.seconds
-    assert len(engines) == 1 and engines[0].finished == ["codedance-1", "codedance-0", "shutdown"]
+
+    async def cancelled_then_closed():  # a second event loop, as eval's judge pass runs one
+        doomed = asyncio.ensure_future(client.generate([{"role": "user", "content": "doomed"}], max_new_tokens=50))
+        await asyncio.sleep(0.05)
+        doomed.cancel()
+        again = await client.generate([{"role": "user", "content": "again"}], max_new_tokens=1)
+        await client.aclose()
+        await client.aclose()  # twice is fine
+        return again
+
+    assert asyncio.run(cancelled_then_closed()).text == "again"
+    assert engines[0].finished == ["codedance-1", "codedance-0", "codedance-3", "shutdown"]  # request 2 never finished
+    with pytest.raises(EngineFailed, match="after aclose"):
+        asyncio.run(client.generate([{"role": "user", "content": "x"}], max_new_tokens=1))
 
 
 def test_model_spec_vllm_options_reach_the_engine_arguments():
