@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from codedance_cli.clients.base import Generation, Messages
-from codedance_cli.clients.vllm_offline import engine_kwargs, sampling_kwargs
+from codedance_cli.clients.vllm_offline import engine_kwargs, generation_from_output, sampling_kwargs
 from codedance_cli.errors import BadInput, EngineFailed
 
 
@@ -94,14 +94,7 @@ class VLLMAsyncClient:
             final = output
         if final is None:
             raise EngineFailed("vLLM AsyncLLM returned no output for a request")
-        completion = final.outputs[0]
-        return Generation(
-            text=completion.text,
-            prompt_tokens=len(final.prompt_token_ids or []),
-            completion_tokens=len(completion.token_ids),
-            seconds=time.perf_counter() - started,
-            finish_reason=completion.finish_reason,
-        )
+        return generation_from_output(final, started)
 
     async def aclose(self) -> None:
         """Shut the engine down on its loop, then end the loop's thread (idempotent)."""

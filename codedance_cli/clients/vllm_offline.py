@@ -43,6 +43,18 @@ def engine_kwargs(spec: Any, *, tensor_parallel_size: int = 1, gpu_memory_utiliz
     return kwargs
 
 
+def generation_from_output(output: Any, started: float) -> Generation:
+    """Our Generation from one vLLM `RequestOutput` (both vLLM clients), timed from `started`."""
+    completion = output.outputs[0]
+    return Generation(
+        text=completion.text,
+        prompt_tokens=len(output.prompt_token_ids or []),
+        completion_tokens=len(completion.token_ids),
+        seconds=time.perf_counter() - started,
+        finish_reason=completion.finish_reason,
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class _Request:
     messages: Messages
@@ -81,18 +93,8 @@ class VLLMClient:
         conversations = [request.messages for request in batch]
         params = [self._make_params(**request.params) for request in batch]
         outputs = self.engine.chat(conversations, params, use_tqdm=False)
-        return [self._to_generation(output, request.started) for request, output in zip(batch, outputs, strict=True)]
+        return [generation_from_output(output, request.started) for request, output in zip(batch, outputs, strict=True)]
 
-    @staticmethod
-    def _to_generation(output: Any, started: float) -> Generation:
-        completion = output.outputs[0]
-        return Generation(
-            text=completion.text,
-            prompt_tokens=len(output.prompt_token_ids or []),
-            completion_tokens=len(completion.token_ids),
-            seconds=time.perf_counter() - started,
-            finish_reason=completion.finish_reason,
-        )
 
     async def generate(
         self,
