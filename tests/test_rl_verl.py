@@ -192,7 +192,7 @@ def test_batch_terms_and_grpo_bat_through_verls_advantage_computation() -> None:
     from codedance_cli.recipes.rl import RewardConfig
     from codedance_cli.rewards.score import OutcomeScore
     from codedance_cli.engines.verl.reward import outcome_fields
-    from codedance_cli.engines.verl.bat import apply_batch_terms
+    from codedance_cli.engines.verl.bat import apply_batch_terms, batch_stats
 
     def outcome(correct: bool, failures: list[bool]) -> OutcomeScore:
         rate = (len(failures) - sum(failures)) / len(failures) if failures else 0.0
@@ -219,9 +219,14 @@ def test_batch_terms_and_grpo_bat_through_verls_advantage_computation() -> None:
         non_tensors={key: np.array([f[key] for f in fields]) for key in fields[0]},
     )  # fmt: skip
     uids = np.array(["a", "a", "b", "b"], dtype=object)
-    apply_batch_terms(data, uids, RewardConfig())
+    results = apply_batch_terms(data, uids, RewardConfig())
 
     decay_b = (1 + math.tanh(-2.0)) / 2 - 0.2
+    stats = batch_stats(uids, results)  # what verl does not log, for the step line and rl_summary.json
+    scores = np.array([1.45, 0.0, 1.0 + decay_b * 0.75, 1.0])
+    assert stats == pytest.approx({"codedance/reward_std": scores.std(), "codedance/equal_groups": 0.0,
+                                   "codedance/tool_calls": 0.75, "codedance/tool_failed": 1 / 3})
+    assert batch_stats(np.array(["a", "a"]), results[:1] * 2)["codedance/equal_groups"] == 1.0
     assert data.batch["rm_scores"].sum(dim=1).tolist() == pytest.approx([1.45, 0.0, 1.0 + decay_b * 0.75, 1.0], abs=1e-6)
     assert data.batch["rm_scores"][0, 6].item() == pytest.approx(1.45)  # still at the last valid token
 

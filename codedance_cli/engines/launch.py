@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from codedance_cli.errors import EngineFailed
@@ -23,8 +24,11 @@ def progress_line(line: str) -> bool:
     return text.startswith(("{'", '{"', "step:", "Traceback")) or "Error" in text[:40]
 
 
-def run_logged(command: list[str], env: dict[str, str], log_path: Path, what: str) -> None:
-    """Run `command` with its whole output in `log_path` and its step lines on stdout; EngineFailed on non-zero exit."""
+def run_logged(command: list[str], env: dict[str, str], log_path: Path, what: str, show: Callable[[str], str | None] | None = None) -> None:
+    """Run `command` with its whole output in `log_path` and its step lines on stdout; EngineFailed on non-zero exit.
+
+    `show` turns a line into what the console gets (None: nothing); by default the step and error lines as they are.
+    """
     print(f"{what}: full output in {log_path}", flush=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     tail: deque[str] = deque(maxlen=20)
@@ -38,8 +42,9 @@ def run_logged(command: list[str], env: dict[str, str], log_path: Path, what: st
         for line in process.stdout:
             log.write(line)
             tail.append(line)
-            if progress_line(line):
-                sys.stdout.write(line)
+            shown = show(line) if show is not None else (line if progress_line(line) else None)
+            if shown is not None:
+                sys.stdout.write(shown if shown.endswith("\n") else shown + "\n")
                 sys.stdout.flush()
         code = process.wait()
     if code != 0:

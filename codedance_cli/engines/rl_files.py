@@ -20,6 +20,7 @@ class RunFiles:
     tool_config: Path = field(init=False)
     settings: Path = field(init=False)
     checkpoints: Path = field(init=False)
+    verl_metrics: Path = field(init=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
@@ -32,3 +33,4 @@ class RunFiles:
         self.tool_config = self.root / "verl_tool_config.yaml"
         self.settings = self.root / "rl_settings.json"
         self.checkpoints = self.root / "checkpoints"
+        self.verl_metrics = self.root / "verl_metrics.jsonl"  # verl's file logger: one JSON line a step

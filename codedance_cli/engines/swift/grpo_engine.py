@@ -12,7 +12,8 @@ from codedance_cli.engines.checkpoints import checkpoint_step, latest_checkpoint
 from codedance_cli.engines.fresh import is_fresh
 from codedance_cli.engines.rl_files import RunFiles
 from codedance_cli.engines.swift.grpo_command import swift_args, swift_env, write_swift_files
-from codedance_cli.engines.swift.grpo_summary import summarize_swift_log, write_summary
+from codedance_cli.engines.rl_summary import write_summary
+from codedance_cli.engines.swift.grpo_summary import summarize_swift_log
 from codedance_cli.engines.swift.launch import run_swift
 from codedance_cli.engines.swift.args import swift_executable
 from codedance_cli.recipes.rl import RlRecipe

@@ -37,6 +37,7 @@ from codedance_cli.rewards.config_file import load_reward_config
 from codedance_cli.rewards.score import RolloutReward, combine
 from codedance_cli.engines.verl.reward import FAILURES_FIELD, outcome_from_fields
 from codedance_cli.engines.verl.command import ESTIMATOR
+from codedance_cli.engines.verl.metrics import STATS_PREFIX
 
 OFFSETS_KEY = "reward_baselines"  # the batch tensor verl passes to registered estimators
 PER_ROLLOUT_KEYS = ("outcome", "accuracy", "format", "is_math", "judged", "tool_component", FAILURES_FIELD)
@@ -92,6 +93,22 @@ def apply_batch_terms(data: DataProto, group_ids: Sequence[Any], config: RewardC
     return results
 
 
+def batch_stats(group_ids: Sequence[Any], results: Sequence[RolloutReward]) -> dict[str, float]:
+    """What verl does not log: the reward's spread, the share of groups with equal rewards (no GRPO signal), and the
+    tool calls a rollout made and how many failed (`engines/verl/metrics.py` reads them back)."""
+    scores = np.array([result.score for result in results], dtype=np.float64)
+    groups: dict[str, list[float]] = {}
+    for group, score in zip(group_ids, scores, strict=True):
+        groups.setdefault(str(group), []).append(float(score))
+    calls = sum(result.tool_calls for result in results)
+    return {
+        f"{STATS_PREFIX}reward_std": float(scores.std()) if len(scores) else 0.0,
+        f"{STATS_PREFIX}equal_groups": sum(max(g) - min(g) < 1e-9 for g in groups.values()) / max(len(groups), 1),
+        f"{STATS_PREFIX}tool_calls": calls / max(len(results), 1),
+        f"{STATS_PREFIX}tool_failed": sum(result.tool_failed for result in results) / max(calls, 1),
+    }
+
+
 class CodeDanceAgentLoopManager(AgentLoopManager):
     """verl's agent loop manager; training batches come back with the group and batch reward terms added."""
 
@@ -101,7 +118,10 @@ class CodeDanceAgentLoopManager(AgentLoopManager):
         if prompts.meta_info.get("validate", False) or "uid" not in prompts.non_tensor_batch:
             return output  # validation reports the outcome alone
         config_path = self.config.reward.get("custom_reward_function", {}).get("reward_kwargs", {}).get("reward_config")
-        apply_batch_terms(output, prompts.non_tensor_batch["uid"], load_reward_config(config_path))
+        group_ids = prompts.non_tensor_batch["uid"]
+        results = apply_batch_terms(output, group_ids, load_reward_config(config_path))
+        # verl copies a generated batch's "timing" dict into the step's metrics (as timing_s/...)
+        output.meta_info.setdefault("timing", {}).update(batch_stats(group_ids, results))
         return output
 
 

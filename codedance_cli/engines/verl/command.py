@@ -131,7 +131,7 @@ def verl_overrides(recipe: RlRecipe, files: RunFiles) -> list[str]:
         f"trainer.val_before_train={verl.val_before_train and has_val}",
         f"trainer.project_name={verl.project_name}",
         f"trainer.experiment_name={verl.experiment_name}",
-        f"trainer.logger=[{','.join(repr(name) for name in verl.loggers)}]",
+        f"trainer.logger=[{','.join(repr(name) for name in dict.fromkeys([*verl.loggers, 'file']))}]",  # file: our summary
         f"trainer.default_local_dir={files.checkpoints}",
     ]
     if train.max_steps is not None:
@@ -150,7 +150,7 @@ def verl_command(recipe: RlRecipe, files: RunFiles) -> list[str]:
 
 def verl_env(recipe: RlRecipe, files: RunFiles) -> dict[str, str]:
     """Environment added for the launch (the judge URL reaches the reward workers through it)."""
-    env = {"CODEDANCE_REWARD_CONFIG": str(files.reward_config), "HYDRA_FULL_ERROR": "1"}
+    env = {"CODEDANCE_REWARD_CONFIG": str(files.reward_config), "HYDRA_FULL_ERROR": "1", "VERL_FILE_LOGGER_PATH": str(files.verl_metrics)}
     if recipe.reward.judge_endpoint:
         env["CODEDANCE_JUDGE_URL"] = recipe.reward.judge_endpoint
     return env

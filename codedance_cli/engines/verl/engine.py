@@ -10,10 +10,12 @@ from pathlib import Path
 
 from codedance_cli.engines.checkpoints import link_last
 from codedance_cli.engines.fresh import is_fresh
-from codedance_cli.engines.launch import run_logged
+from codedance_cli.engines.launch import progress_line, run_logged
+from codedance_cli.engines.rl_summary import write_summary
 from codedance_cli.engines.rl_files import RunFiles
 from codedance_cli.engines.verl.command import verl_command, verl_env, write_verl_files
 from codedance_cli.engines.verl.merge import latest_verl_step, merged_folder, verl_merge_command
+from codedance_cli.engines.verl.metrics import parse_step_line, step_text, summarize_verl_metrics
 from codedance_cli.errors import BadInput
 from codedance_cli.recipes.rl import RlRecipe
 
@@ -52,7 +54,15 @@ class VerlGrpo:
         write_verl_files(recipe, files)
 
     def train(self, command: list[str], env: dict[str, str], files: RunFiles) -> None:
-        run_logged(command, env, files.root / "verl.log", "verl")
+        total = next((int(arg.split("=", 1)[1]) for arg in command if arg.startswith("trainer.total_training_steps=")), None)
+
+        def show(line: str) -> str | None:  # one short line a step instead of verl's few hundred metrics
+            metrics = parse_step_line(line)
+            if metrics is not None:
+                return step_text(metrics, total)
+            return line if progress_line(line) else None
+
+        run_logged(command, env, files.root / "verl.log", "verl", show)
 
     def finalize(self, files: RunFiles) -> Path | None:
         step = latest_verl_step(files.checkpoints)
@@ -64,4 +74,9 @@ class VerlGrpo:
         return link_last(files.root, merged)
 
     def report(self, files: RunFiles) -> list[str]:
-        return []
+        """Whether GRPO had anything to learn from (verl's metrics file), kept in rl_summary.json."""
+        summary = summarize_verl_metrics(files.verl_metrics)
+        if summary is None:
+            return []
+        write_summary(summary, files.root / "rl_summary.json")
+        return summary.lines()

@@ -1,0 +1,90 @@
+"""What a verl run reports per step, read back for people: one console line a step and the run summary.
+
+verl prints each step as one line of a few hundred `key:value` pairs, and its `file` logger writes the same
+metrics as JSON lines (`{"step": N, "data": {...}}`) to VERL_FILE_LOGGER_PATH; `codedance rl` turns on that logger
+and reads it into `rl_summary.json`. Reward spread, equal groups and tool calls are not verl metrics: our agent loop
+manager (`bat.py`) adds them per batch under `timing_s/codedance/...`, the one dict verl copies from a generated
+batch into the step's metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from codedance_cli.engines.rl_summary import RlSummary
+
+STATS_PREFIX = "codedance/"  # keys our manager adds to the batch's timing dict
+STAT_KEY = "timing_s/" + STATS_PREFIX  # ... as they appear among verl's step metrics
+_PAIR = re.compile(r"([\w/.@-]+):(?:np\.\w+\()?(-?(?:\d+(?:\.\d*)?(?:e[+-]?\d+)?|nan|inf))\)?")
+_STEP = re.compile(r"\bstep:(\d+) - ")
+
+
+def parse_step_line(line: str) -> dict[str, float] | None:
+    """verl's console step line (`step:3 - actor/grad_norm:np.float64(0.1) - ...`) as numbers; None for other lines."""
+    match = _STEP.search(line)
+    if match is None:
+        return None
+    metrics = {key: float(value) for key, value in _PAIR.findall(line[match.end():])}
+    metrics["step"] = float(match.group(1))
+    return metrics
+
+
+def step_text(metrics: dict[str, float], total_steps: int | None) -> str:
+    """One console line for a step: reward mean ± spread, equal groups, tool calls, gradient, seconds."""
+    step = int(metrics.get("step", 0))
+    parts = [f"verl: step {step}/{total_steps}" if total_steps else f"verl: step {step}"]
+    if "critic/score/mean" in metrics:
+        spread = metrics.get(STAT_KEY + "reward_std")
+        parts.append(f"reward {metrics['critic/score/mean']:.3f}" + (f" ± {spread:.3f}" if spread is not None else ""))
+    if (equal := metrics.get(STAT_KEY + "equal_groups")) is not None:
+        parts.append(f"equal groups {100 * equal:.0f} %")
+    if (calls := metrics.get(STAT_KEY + "tool_calls")) is not None:
+        parts.append(f"tool calls {calls:.2f}/rollout")
+    if "actor/grad_norm" in metrics:
+        parts.append(f"grad norm {metrics['actor/grad_norm']:.3g}")
+    if "timing_s/step" in metrics:
+        parts.append(f"{metrics['timing_s/step']:.1f} s")
+    return ", ".join(parts)
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """verl's file-logger records, flattened to {"step": N, **metrics}; a torn or foreign line is skipped."""
+    if not path.is_file():
+        return []
+    steps = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("data"), dict):
+            steps.append({"step": record.get("step"), **record["data"]})
+    return steps
+
+
+def summarize_verl_metrics(path: Path) -> RlSummary | None:
+    """The run summary from verl's metrics file; None when no training step was logged."""
+    steps = [entry for entry in read_metrics(path) if "critic/score/mean" in entry and "actor/grad_norm" in entry]
+    if not steps:
+        return None
+    first, last = steps[0], steps[-1]
+    return RlSummary(
+        steps=len(steps),
+        first_reward=float(first["critic/score/mean"]),
+        first_reward_std=float(first.get(STAT_KEY + "reward_std", 0.0)),
+        last_reward=float(last["critic/score/mean"]),
+        last_reward_std=float(last.get(STAT_KEY + "reward_std", 0.0)),
+        # without our manager's count, a step whose advantages are all zero had only equal groups
+        mean_frac_reward_zero_std=sum(_equal_groups(entry) for entry in steps) / len(steps),
+        max_grad_norm=max(float(entry["actor/grad_norm"]) for entry in steps),
+    )
+
+
+def _equal_groups(entry: dict[str, Any]) -> float:
+    if (STAT_KEY + "equal_groups") in entry:
+        return float(entry[STAT_KEY + "equal_groups"])
+    flat = float(entry.get("critic/advantages/max", 0.0)) == 0.0 == float(entry.get("critic/advantages/min", 0.0))
+    return 1.0 if flat else 0.0
