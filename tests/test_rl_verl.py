@@ -17,7 +17,8 @@ from hydra.errors import ConfigCompositionException  # noqa: E402
 from codedance_cli.recipes import load_recipe  # noqa: E402
 from codedance_cli.recipes.rl import RlRecipe  # noqa: E402
 from codedance_cli.engines.rl_files import RunFiles  # noqa: E402
-from codedance_cli.engines.verl.command import TOOL_CLASS, verl_overrides, write_verl_files  # noqa: E402
+from codedance_cli.engines.verl.chat_template import CHAT_TEMPLATE  # noqa: E402
+from codedance_cli.engines.verl.command import TOOL_CLASS, hydra_quoted, verl_overrides, write_verl_files  # noqa: E402
 from conftest import REPO_ROOT, run_codedance  # noqa: E402
 
 VERL_CONFIG_DIR = str(Path(importlib.util.find_spec("verl").origin).parent / "trainer" / "config")
@@ -55,6 +56,7 @@ def test_paper_recipe_composes_and_passes_verl_validation(paper_recipe: RlRecipe
     assert rollout.multi_turn.tool_config_path == str(files.tool_config)
     assert (config.data.max_prompt_length, config.data.max_response_length) == (10240, 10240)
     assert (config.trainer.nnodes, config.trainer.n_gpus_per_node, config.trainer.save_freq) == (2, 8, 20)
+    assert config.actor_rollout_ref.model.custom_chat_template == CHAT_TEMPLATE  # our template, through hydra unchanged
     reward_fn = config.reward.custom_reward_function
     assert Path(reward_fn.path).is_file() and reward_fn.name == "compute_score"
     assert reward_fn.reward_kwargs.reward_config == str(files.reward_config)
@@ -63,6 +65,20 @@ def test_paper_recipe_composes_and_passes_verl_validation(paper_recipe: RlRecipe
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
 
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+
+
+def test_chat_template_override_quoting_and_the_models_own(paper_recipe: RlRecipe) -> None:
+    """Any text survives hydra's quoted-value grammar (backslashes before quotes, a trailing one); `${` is refused;
+    `chat_template: model` leaves the checkpoint's template."""
+    texts = ["it's", "a\\'b", "end\\", "\\\\'", "{{ '\\n' }}\n{%- x -%}", ""]
+    config = compose_verl([f"+codedance_quoted.t{index}={hydra_quoted(text)}" for index, text in enumerate(texts)])
+    assert [config.codedance_quoted[f"t{index}"] for index in range(len(texts))] == texts
+    with pytest.raises(ValueError, match="interpolation"):
+        hydra_quoted("${oc.env:HOME}")
+    own = paper_recipe.model_copy(deep=True)
+    own.verl.chat_template = "model"
+    config = compose_verl(verl_overrides(own, RunFiles(own.output_dir)))
+    assert config.actor_rollout_ref.model.custom_chat_template is None
 
 
 def test_misspelled_key_fails_at_composition(paper_recipe: RlRecipe) -> None:

@@ -16,6 +16,7 @@ from PIL import Image  # noqa: E402
 from verl.experimental.agent_loop.tool_agent_loop import AgentData  # noqa: E402
 
 from codedance_cli.loop.prompts import TOOL_RESPONSE_NUDGE, tool_call_text  # noqa: E402
+from codedance_cli.engines.verl.chat_template import CHAT_TEMPLATE  # noqa: E402
 from codedance_cli.engines.verl.reward import compute_score  # noqa: E402
 from codedance_cli.engines.verl.tool import CodeDanceSandboxTool  # noqa: E402
 
@@ -54,7 +55,7 @@ def test_session_per_trajectory_images_back_and_cleanup() -> None:
             first = agent_data("traj-1", Image.new("RGB", (80, 60), "blue"))
             other = agent_data("traj-2", Image.new("RGB", (30, 30), "green"))
             response, reward, metrics = await call(tool, first, "w, h = input_image.size\nprint(w, h)")
-            assert response.text.startswith("80 60\n") and response.text.endswith(TOOL_RESPONSE_NUDGE)
+            assert response.text == "80 60"  # the observation text alone: the chat template adds tags and nudge
             assert reward == 0.0 and not metrics["failed"]
             response, _, _ = await call(tool, first, "print(w * h)\ninput_image.crop((0, 0, 40, 30))")  # state persists
             assert "4800" in response.text
@@ -110,7 +111,8 @@ def test_hanging_and_crashing_cells_become_failed_observations() -> None:
 
 
 def test_verl_hermes_parser_reads_our_tool_call_and_template_wraps_the_response(tiny_model_dir) -> None:
-    """The tool-call text of our format is what verl's parser extracts; the chat template puts our text in <tool_response>."""
+    """The tool-call text of our format is what verl's parser extracts; our chat template puts the tool's text in
+    <tool_response> of a user turn, the nudge after it."""
     from transformers import AutoTokenizer
     from verl.experimental.agent_loop.tool_parser import ToolParser
 
@@ -124,10 +126,10 @@ def test_verl_hermes_parser_reads_our_tool_call_and_template_wraps_the_response(
     messages = [
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": content},
-        {"role": "tool", "content": "(80, 60)\n" + TOOL_RESPONSE_NUDGE},
+        {"role": "tool", "content": "(80, 60)"},
     ]
-    rendered = tokenizer.apply_chat_template(messages, tokenize=False)
-    assert "<tool_response>\n(80, 60)\n" + TOOL_RESPONSE_NUDGE + "\n</tool_response>" in rendered
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False, chat_template=CHAT_TEMPLATE)
+    assert rendered.endswith(f"<|im_start|>user\n<tool_response>\n(80, 60)\n</tool_response>\n{TOOL_RESPONSE_NUDGE}<|im_end|>\n")
 
 
 def test_verl_tool_agent_loop_runs_our_tool_and_reward_end_to_end(tiny_model_dir, tmp_path) -> None:
@@ -202,7 +204,7 @@ def test_trajectory_scoped_instance_without_agent_data_closes_on_release() -> No
             instance_id, _ = await tool.create(create_kwargs={"trajectory_id": "legacy-1"})
             first, _, _ = await tool.execute(instance_id, {"code": "y = 5\nprint(y)"})
             second, _, _ = await tool.execute(instance_id, {"code": "print(y * 2)"})
-            assert first.text.startswith("5\n") and second.text.startswith("10\n")
+            assert (first.text, second.text) == ("5", "10")
             assert tool.sessions.open_sessions == 1
             await tool.release(instance_id)
             assert tool.sessions.open_sessions == 0

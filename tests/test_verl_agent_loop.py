@@ -1,7 +1,7 @@
 """verl's own `ToolAgentLoop` ("tool_agent"), built the way verl's AgentLoopWorker builds it, runs one rollout of a
 procedural item end to end: our export (`export_verl.verl_row`) read by verl's RLHFDataset, our tool YAML loaded by
-verl's tool registry (the real local sandbox), our tiny model's tokenizer and processor, verl's reward manager
-calling our `compute_score`. The only stand-in is the LLM server (vLLM does not run here): it answers with a
+verl's tool registry (the real local sandbox), our tiny model's tokenizer and processor with the chat template
+`codedance rl` hands verl (set as verl's AgentLoopWorker sets it), verl's reward manager calling our `compute_score`. The only stand-in is the LLM server (vLLM does not run here): it answers with a
 scripted tool call in our tool-call format, then an answer. No Ray, no GPU."""
 
 from __future__ import annotations
@@ -28,14 +28,17 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from codedance_cli.data.export_verl import export_verl  # noqa: E402
 from codedance_cli.engines.rl_files import RunFiles  # noqa: E402
 from codedance_cli.engines.verl.bat import turn_runs  # noqa: E402
+from codedance_cli.engines.sandbox_sessions import SandboxSessions  # noqa: E402
+from codedance_cli.engines.verl.chat_template import CHAT_TEMPLATE  # noqa: E402
 from codedance_cli.engines.verl.command import verl_overrides, write_verl_files  # noqa: E402
-from codedance_cli.loop.format import task_messages  # noqa: E402
+from codedance_cli.loop.format import build_messages, task_messages  # noqa: E402
 from codedance_cli.loop.prompts import TOOL_NAME, TOOL_RESPONSE_NUDGE, TOOLCALL_VERSION, tool_call_text  # noqa: E402
 from codedance_cli.models.qwen_processor import load_processor  # noqa: E402
 from codedance_cli.procedural.registry import generate_item, item_to_task  # noqa: E402
 from codedance_cli.procedural.solve import answer_turn_text, code_turn_text  # noqa: E402
 from codedance_cli.recipes import load_recipe  # noqa: E402
-from codedance_cli.trajectory.schema import Trajectory  # noqa: E402
+from codedance_cli.recipes.common import LoopConfig  # noqa: E402
+from codedance_cli.trajectory.schema import Trajectory, Turn  # noqa: E402
 from conftest import REPO_ROOT  # noqa: E402
 
 VERL_CONFIG_DIR = str(Path(importlib.util.find_spec("verl").origin).parent / "trainer" / "config")
@@ -72,6 +75,7 @@ class Setup:
     tokenizer: Any
     processor: Any
     hf_model_type: str
+    loop: LoopConfig
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +94,15 @@ def setup(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Set
         config = compose(config_name="ppo_trainer", overrides=verl_overrides(recipe, files))
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     processor = load_processor(str(tiny_model_dir))
+    # what verl's AgentLoopWorker does with actor_rollout_ref.model.custom_chat_template (agent_loop.py)
+    assert config.actor_rollout_ref.model.custom_chat_template == CHAT_TEMPLATE
+    processor.chat_template = tokenizer.chat_template = config.actor_rollout_ref.model.custom_chat_template
     import_qwen_vl_utils()
     dataset = RLHFDataset([str(files.train)], tokenizer, config.data, processor)  # what the trainer feeds the workers
     assert len(dataset) == 1
     row = {key: value for key, value in dataset[0].items() if key != "dummy_tensor"}  # the batch's non-tensor fields
     hf_model_type = json.loads((tiny_model_dir / "config.json").read_text())["model_type"]
-    return Setup(config, files, task, row, tokenizer, processor, hf_model_type)
+    return Setup(config, files, task, row, tokenizer, processor, hf_model_type, recipe.loop)
 
 
 class ScriptedServer:
@@ -110,7 +117,7 @@ class ScriptedServer:
                        image_data: list[Any] | None = None, video_data: list[Any] | None = None, **kwargs: Any):
         from verl.workers.rollout.replica import TokenOutput
 
-        self.calls.append({"request_id": request_id, "prompt_ids": list(prompt_ids), "image_data": image_data,
+        self.calls.append({"request_id": request_id, "prompt_ids": list(prompt_ids), "image_data": list(image_data or []),
                            "sampling_params": sampling_params})  # fmt: skip
         text = self.turns[len(self.calls) - 1]
         return TokenOutput(token_ids=self.tokenizer.encode(text, add_special_tokens=False) + [self.end], stop_reason="completed")
@@ -168,15 +175,25 @@ def collapse_image_pads(text: str) -> str:
 
 @pytest.mark.parametrize(
     ("code", "observed", "failed"),
-    [("print(21*2)", "\n42\n", "0"), ("print(input_image.size)\n1/0", "ZeroDivisionError", "1")],
-    ids=["ok", "raises"],
-)
-def test_tool_agent_loop_rollout_with_our_tool_data_and_reward(setup: Setup, code: str, observed: str, failed: str) -> None:
+    [("print(21*2)", "\n42\n", "0"), ("print(input_image.size)\n1/0", "ZeroDivisionError", "1"),
+     ("print('crop')\ninput_image.crop((0, 0, 24, 16))", "crop\n[1 image attached]\n<|vision_start|>", "0")],
+    ids=["ok", "raises", "image"],
+)  # fmt: skip
+def test_tool_agent_loop_rollout_with_our_tool_data_and_reward(setup: Setup, code: str, observed: str, failed: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     tokenizer, task = setup.tokenizer, setup.task
     call_turn = code_turn_text("Count them with code.", code, TOOLCALL_VERSION)
     answer_turn = answer_turn_text("The code confirms it.", task.ground_truth)
     assert tool_call_text(code) in call_turn  # the text the SFT data teaches
     server = ScriptedServer(tokenizer, [call_turn, answer_turn])
+    observations = []  # what the sandbox returned, to render the SFT form of this very result
+    run = SandboxSessions.run
+
+    async def recording_run(self: SandboxSessions, *args: Any, **kwargs: Any):
+        observations.append(await run(self, *args, **kwargs))
+        return observations[-1]
+
+    monkeypatch.setattr(SandboxSessions, "run", recording_run)
 
     output, reward, tool = asyncio.run(rollout(setup, server))
 
@@ -185,14 +202,16 @@ def test_tool_agent_loop_rollout_with_our_tool_data_and_reward(setup: Setup, cod
     prompt_text = tokenizer.decode(output.prompt_ids)
     assert server.calls[0]["prompt_ids"] == output.prompt_ids
     assert TOOL_NAME in prompt_text
-    assert prompt_text.count("# Tools") == 1, "two tool lists: the tiny model's chat template is stale (make tiny-model)"
+    assert prompt_text.count("# Tools") == 1, "two tool lists: verl's tools= must not add a second"
     sft_prompt = setup.processor.apply_chat_template(task_messages(task, TOOLCALL_VERSION), tokenize=False, add_generation_prompt=True)
     assert collapse_image_pads(prompt_text) == sft_prompt
 
-    # The image: read from our parquet by verl's dataset, sent to the server, expanded into its image tokens.
+    # The images: the input read from our parquet by verl's dataset, sent to the server, expanded into its image
+    # tokens; an image the code showed follows it.
     images = output.multi_modal_data["images"]
-    assert len(images) == 1 and server.calls[0]["image_data"] == images and server.calls[1]["image_data"] == images
-    grid = setup.processor.image_processor(images=images, return_tensors="pt")["image_grid_thw"]
+    shown = 1 if "image attached" in observed else 0
+    assert len(images) == 1 + shown and server.calls[0]["image_data"] == images[:1] and server.calls[1]["image_data"] == images
+    grid = setup.processor.image_processor(images=images[:1], return_tensors="pt")["image_grid_thw"]
     image_pad = tokenizer.convert_tokens_to_ids("<|image_pad|>")
     assert output.prompt_ids.count(image_pad) == int(grid.prod()) // setup.processor.image_processor.merge_size**2
 
@@ -203,10 +222,22 @@ def test_tool_agent_loop_rollout_with_our_tool_data_and_reward(setup: Setup, cod
     assert (first_start, second_end) == (0, len(output.response_ids))
     assert tokenizer.decode(output.response_ids[first_start:first_end]) == call_turn + "<|im_end|>"
     assert tokenizer.decode(output.response_ids[second_start:second_end]) == answer_turn + "<|im_end|>"
-    tool_text = tokenizer.decode(output.response_ids[first_end:second_start])
+    if shown:  # the shown image's tokens sit in the tool response, as many as the processor makes for it
+        grid = setup.processor.image_processor(images=images[1:], return_tensors="pt")["image_grid_thw"]
+        assert output.response_ids[first_end:second_start].count(image_pad) == int(grid.prod()) // setup.processor.image_processor.merge_size**2
+    assert image_pad not in output.response_ids[:first_end] + output.response_ids[second_start:]
+    tool_text = collapse_image_pads(tokenizer.decode(output.response_ids[first_end:second_start]))
+    # ... is the SFT rendering of that observation: a user turn, the nudge after </tool_response>
+    (obs,) = observations
+    sft_context = setup.processor.apply_chat_template(
+        build_messages(task, [Turn(text=call_turn, code=code, observation=obs)], TOOLCALL_VERSION, setup.loop),
+        tokenize=False, add_generation_prompt=True,
+    )
+    assert sft_context.startswith(sft_prompt + call_turn + "<|im_end|>")
+    assert tool_text == sft_context[len(sft_prompt + call_turn + "<|im_end|>"):]
     assert tool_text.startswith("\n<|im_start|>user\n<tool_response>\n")
-    assert tool_text.endswith("</tool_response><|im_end|>\n<|im_start|>assistant\n")
-    assert observed in tool_text and TOOL_RESPONSE_NUDGE in tool_text
+    assert tool_text.endswith(f"</tool_response>\n{TOOL_RESPONSE_NUDGE}<|im_end|>\n<|im_start|>assistant\n")
+    assert observed in tool_text
     if failed == "1":  # the sandbox saw the image verl passed to the tool (agent_data.image_data)
         assert f"({images[0].width}, {images[0].height})" in tool_text
     assert server.calls[1]["prompt_ids"] == output.prompt_ids + output.response_ids[:second_start]

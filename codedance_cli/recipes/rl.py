@@ -106,6 +106,13 @@ class VerlConfig(RecipeModel):
     attn_implementation: str | None = Field(
         None, description="The actor's attention (model.override_config.attn_implementation): sdpa without flash-attn; unset: verl's flash_attention_2."
     )
+    chat_template: Literal["codedance", "model"] = Field(
+        "codedance",
+        description="Chat template of rollouts (actor_rollout_ref.model.custom_chat_template). codedance: tool results "
+        "as the SFT data shows them, a user turn `<tool_response>…</tool_response>` plus the nudge "
+        "(codedance_cli/engines/verl/chat_template.py, for Qwen2.5-VL models); model: the checkpoint's own "
+        "(Qwen2.5-VL's writes a `tool` turn without `<tool_response>`, which the model never trained on and the reward cannot read).",
+    )
     param_offload: bool = Field(True, description="FSDP parameter offload for the actor.")
     optimizer_offload: bool = Field(True, description="FSDP optimizer offload for the actor.")
     max_tool_response_length: int = Field(4096, description="Characters of a tool response kept (multi_turn.max_tool_response_length).")

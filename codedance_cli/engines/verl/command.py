@@ -5,7 +5,8 @@ Everything verl needs is derived from the recipe here, as plain hydra overrides
 GRPO with the balanced adaptive tool-call reward (our per-rollout reward
 function with its `reward.json`, our agent loop manager that adds the group and
 batch terms, our `grpo_bat` estimator: codedance_cli/engines/verl/bat.py), n rollouts
-per prompt, the tool agent loop with our sandbox tool (`verl_tool_config.yaml`),
+per prompt, the tool agent loop with our sandbox tool (`verl_tool_config.yaml`) and
+our chat template (tool results rendered as the SFT data shows them: chat_template.py),
 and the data exported by `export_verl`. It runs verl's classic trainer
 (`trainer.use_v1=False`), whose advantage step can see the per-turn offsets. On a multi-node Ray cluster, `output_dir` must be
 on a filesystem every node sees (the tool YAML, reward.json and data are read there).
@@ -14,6 +15,7 @@ on a filesystem every node sees (the tool YAML, reward.json and data are read th
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from codedance_cli.recipes.rl import RlRecipe
 from codedance_cli.common.atomic import atomic_write_text
 from codedance_cli.engines.rl_files import RunFiles
 from codedance_cli.engines.tool_schema import tool_schema_dict
+from codedance_cli.engines.verl.chat_template import CHAT_TEMPLATE
 
 BAT_MODULE = "codedance_cli.engines.verl.bat"
 ESTIMATOR = "grpo_bat"  # registered by BAT_MODULE, which verl imports when it loads the manager class
@@ -61,6 +64,18 @@ def absolute_if_local(model: str) -> str:
     """A local folder as an absolute path (verl's Ray workers do not share our working directory); a hub id as is."""
     path = Path(model).expanduser()
     return str(path.resolve()) if path.exists() else model
+
+
+def hydra_quoted(text: str) -> str:
+    """`text` as a single-quoted hydra override value that hydra reads back unchanged (argv, no shell).
+
+    Hydra un-escapes only the backslashes right before a quote (an escaped quote, or the closing one), so those are
+    doubled and quotes escaped; every other backslash stays as written. `${` would be an interpolation that
+    OmegaConf resolves later, so such text is refused.
+    """
+    if "${" in text:
+        raise ValueError("an override value containing '${' would be resolved as an interpolation")
+    return "'" + re.sub(r"(\\*)('|\Z)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text) + "'"
 
 
 def verl_overrides(recipe: RlRecipe, files: RunFiles) -> list[str]:
@@ -138,6 +153,8 @@ def verl_overrides(recipe: RlRecipe, files: RunFiles) -> list[str]:
         overrides.append(f"trainer.total_training_steps={train.max_steps}")
     if verl.max_model_len is not None:
         overrides.append(f"actor_rollout_ref.rollout.max_model_len={verl.max_model_len}")
+    if verl.chat_template == "codedance":
+        overrides.append(f"actor_rollout_ref.model.custom_chat_template={hydra_quoted(CHAT_TEMPLATE)}")
     if verl.attn_implementation is not None:
         overrides.append(f"+actor_rollout_ref.model.override_config.attn_implementation={verl.attn_implementation}")
     return overrides + list(verl.extra_overrides)

@@ -6,12 +6,11 @@ is therefore keyed by `agent_data.request_id` (one session per trajectory, so
 variables persist across calls) and closed when that `agent_data` is garbage
 collected, with an idle timeout as the backstop. Images the code shows go back
 as multimodal tool responses; errors and timeouts come back as text the model
-reads, never as exceptions. The response text is the loop's observation text
-and the release's nudge: the Qwen chat template puts a tool message inside
-`<tool_response>…</tool_response>` of a user turn, which is how SFT data shows
-results (there the nudge follows the closing tag). The reward reads each call's failure back from those blocks of
-the rollout text (the one grammar of a turn), so the tool returns no reward of its own (verl would only file it
-under `tool_rewards`, which nothing reads).
+reads, never as exceptions. The response text is the loop's observation text alone: our chat template
+(chat_template.py, which `codedance rl` hands verl) wraps it in `<tool_response>…</tool_response>` of a user turn
+and adds the release's nudge after the closing tag, as the SFT data shows results. The reward reads each call's
+failure back from those blocks of the rollout text (the one grammar of a turn), so the tool returns no reward of its
+own (verl would only file it under `tool_rewards`, which nothing reads).
 
 Tool YAML `config` keys: `type: native`, `sandbox` (SandboxConfig fields),
 `prompt_version`, `observation_max_pixels`, `max_observation_images`,
@@ -32,11 +31,12 @@ from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
 from codedance_cli.loop.format import observation_text
 from codedance_cli.loop.grammar import observation_failed
-from codedance_cli.loop.prompts import TOOL_NAME, TOOL_RESPONSE_NUDGE, TOOLCALL_VERSION, is_toolcall
+from codedance_cli.loop.prompts import TOOL_NAME, TOOLCALL_VERSION, is_toolcall
 from codedance_cli.recipes.common import LoopConfig, SandboxConfig
 from codedance_cli.engines.sandbox_sessions import SandboxSessions, error_observation
 from codedance_cli.engines.tool_schema import tool_schema_dict
 from codedance_cli.trajectory.media import fit_image
+from codedance_cli.trajectory.schema import Observation
 
 
 def default_tool_schema() -> OpenAIFunctionToolSchema:
@@ -82,11 +82,8 @@ class CodeDanceSandboxTool(BaseTool):
         else:
             self._close_with(agent_data, key)
             obs = await self.sessions.run(key, code, lambda: self._input_images(create_kwargs, agent_data))
-        images = [fitted for data in obs.images[: self.max_images] if (fitted := fit_image(data, self.max_pixels)) is not None]
-        # The chat template wraps a tool message in <tool_response>...</tool_response>; the body and the nudge go inside.
-        text = f"{observation_text(obs, len(images))}\n{TOOL_RESPONSE_NUDGE}"
-        failed = observation_failed(text, silent_fails=self.silent_fails)
-        response = ToolResponse(text=text, image=[_to_pil(data) for data in images]) if images else ToolResponse(text=text)
+        response = observation_response(obs, self.max_pixels, self.max_images)
+        failed = observation_failed(response.text or "", silent_fails=self.silent_fails)
         metrics = {"failed": failed, "timed_out": obs.timed_out, "error_type": obs.error_type, "duration_s": obs.duration_s}
         return response, 0.0, metrics
 
@@ -126,6 +123,14 @@ class CodeDanceSandboxTool(BaseTool):
                 loop.call_soon_threadsafe(lambda: loop.create_task(sessions.close_session(key)))
 
         weakref.finalize(agent_data, _closed)
+
+
+def observation_response(obs: Observation, max_pixels: int, max_images: int) -> ToolResponse:
+    """The tool response verl renders for one executed cell: the observation text alone (our chat template writes
+    `<tool_response>`, the images, `</tool_response>` and the nudge around it) and the images, resized as SFT data's."""
+    images = [fitted for data in obs.images[:max_images] if (fitted := fit_image(data, max_pixels)) is not None]
+    text = observation_text(obs, len(images))
+    return ToolResponse(text=text, image=[_to_pil(data) for data in images]) if images else ToolResponse(text=text)
 
 
 def _to_pil(data: bytes) -> Image.Image:
