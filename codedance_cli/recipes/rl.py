@@ -109,7 +109,7 @@ class VerlConfig(RecipeModel):
     chat_template: Literal["codedance", "model"] = Field(
         "codedance",
         description="Chat template of rollouts (actor_rollout_ref.model.custom_chat_template). codedance: tool results "
-        "as the SFT data shows them, a user turn `<tool_response>…</tool_response>` plus the nudge "
+        "as the SFT data shows them, a user turn `<tool_response>...</tool_response>` plus the nudge "
         "(codedance_cli/engines/verl/chat_template.py, for Qwen2.5-VL models); model: the checkpoint's own "
         "(Qwen2.5-VL's writes a `tool` turn without `<tool_response>`, which the model never trained on and the reward cannot read).",
     )
