@@ -1,4 +1,4 @@
-"""Model clients: OpenAI-compatible HTTP, in-process transformers, vLLM offline, scripted replay.
+"""Model clients: OpenAI-compatible HTTP, in-process transformers, vLLM (offline batches or AsyncLLM), scripted replay.
 
 All implement `ModelClient.generate(messages, ...) -> Generation` on the
 messages `codedance_cli.loop.format.build_messages` produces.
