@@ -119,6 +119,8 @@ def test_scheduler_runs_code_in_sandbox_through_swift_multi_turn_driver(settings
     user_turns = [m["content"] for m in solved.messages if m["role"] == "user"][1:]
     assert "3" in user_turns[0] and "<tool_response>" in user_turns[0]
     assert "<image>" in user_turns[1] and len(solved.rollout_infos["images"]) == 2  # the crop came back as an image
+    # laid out as the SFT export writes it (observation_content): the image right before the closing tag, then the nudge
+    assert "\n<image></tool_response>\n" in user_turns[1] and "<image>\n</tool_response>" not in user_turns[1]
     assert solved.rollout_infos["num_turns"] == 3
     assert call_failures(rollout_response(None, hung.rollout_infos, "")) == [True, True]  # timeout, then state lost
     assert "Timeout" in [m["content"] for m in hung.messages if m["role"] == "user"][1]

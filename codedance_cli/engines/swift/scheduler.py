@@ -25,14 +25,15 @@ from typing import Any
 
 from swift.rollout.multi_turn import MultiTurnScheduler
 
-from codedance_cli.loop.format import render_observation
+from codedance_cli.data.export_swift import IMAGE_PLACEHOLDER
+from codedance_cli.loop.format import observation_content, render_observation
 from codedance_cli.loop.parser import parse_turn
-from codedance_cli.loop.prompts import is_toolcall
 from codedance_cli.recipes.common import LoopConfig, SandboxConfig
 from codedance_cli.rewards.rollout_fields import OBSERVATIONS_FIELD, TURNS_FIELD
 from codedance_cli.engines.background_loop import BackgroundLoop
 from codedance_cli.engines.sandbox_sessions import SandboxSessions, error_observation
-from codedance_cli.trajectory.media import data_url, decode_data_url
+from codedance_cli.trajectory.media import decode_data_url
+from codedance_cli.trajectory.schema import Observation
 
 SETTINGS_ENV = "CODEDANCE_RL_SETTINGS"
 
@@ -68,7 +69,7 @@ class CodeDanceSandboxScheduler(MultiTurnScheduler):
         self.version = self.loop_config.prompt_version
         self.background = BackgroundLoop()
         self.sessions = SandboxSessions(self.sandbox_config)
-        self._rendered: dict[str, tuple[str, list[bytes]]] = {}  # the observation `step` appends next
+        self._pending: dict[str, Observation] = {}  # the observation `step` appends next
         self._turns: dict[str, list[str]] = {}
         self._observation_texts: dict[str, list[str]] = {}
 
@@ -95,11 +96,10 @@ class CodeDanceSandboxScheduler(MultiTurnScheduler):
                 obs = await self.background.run(self.sessions.run(key, parsed.code, lambda: images))
             else:
                 obs = error_observation("BadToolCall", parsed.tool_error or "no code in the tool call")
-            rendered = render_observation(
+            self._pending[key] = obs
+            observations.append(render_observation(
                 obs, self.version, max_pixels=self.loop_config.observation_max_pixels, max_images=self.loop_config.max_observation_images
-            )
-            self._rendered[key] = rendered
-            observations.append(rendered[0])
+            )[0])
         infos = {TURNS_FIELD: list(turns), OBSERVATIONS_FIELD: list(observations), "images": list(infer_request.images)}
         if done:
             self._turns.pop(key, None)
@@ -109,17 +109,12 @@ class CodeDanceSandboxScheduler(MultiTurnScheduler):
 
     def step(self, infer_request: Any, response_choice: Any, current_turn: int) -> dict[str, Any]:
         key = self._key(infer_request)
-        rendered = self._rendered.pop(key, None)
-        if rendered is None:
-            rendered = render_observation(error_observation("SandboxError", "no observation recorded for this turn"), self.version)
-        text, images = rendered
-        if images:
-            markers = "<image>" * len(images)
-            if is_toolcall(self.version) and "\n</tool_response>" in text:
-                text = text.replace("\n</tool_response>", f"\n{markers}\n</tool_response>", 1)
-            else:
-                text = f"{text}\n{markers}"
-            infer_request.images.extend(data_url(data) for data in images)
+        obs = self._pending.pop(key, None) or error_observation("SandboxError", "no observation recorded for this turn")
+        # The user turn exactly as the SFT export writes it (codedance_cli/data/export_swift.py): the same content
+        # parts, each image as ms-swift's <image> placeholder where observation_content puts it.
+        parts = observation_content(obs, self.version, self.loop_config)
+        text = "".join(part["text"] if part["type"] == "text" else IMAGE_PLACEHOLDER for part in parts)
+        infer_request.images.extend(part["image_url"]["url"] for part in parts if part["type"] == "image_url")
         infer_request.messages.append({"role": "user", "content": text})
         return {"infer_request": infer_request, "rollout_infos": {"images": list(infer_request.images)}}
 
