@@ -208,6 +208,9 @@ def test_nano_recipe_trains_two_grpo_steps_on_cpu(tiny_model_dir: Path, tmp_path
     steps = [entry for entry in logged if "rewards/CodeDanceReward/mean" in entry]
     assert len(steps) == 2  # two GRPO steps, each with our reward computed
     assert all("codedance/turn_offset_tokens" in entry for entry in steps)  # our trainer subclass ran the steps
+    for entry in steps:  # where a step's seconds go: generation with tool calls, sandbox calls in it, reward; the rest is the update
+        assert 0 < entry["codedance/rollout_s"] < entry["train_speed(s/it)"] * 2 and entry["codedance/reward_s"] >= 0
+        assert 0 <= entry["codedance/sandbox_call_s"]
     rewards = [json.loads(line) for line in (out / "rewards.jsonl").read_text().splitlines()]
     assert len(rewards) == 2 * 8  # steps x completions per step (two prompts x rollout_n 4)
     assert all(set(entry) >= {"score", "outcome", "accuracy", "format", "sequence_term", "turn_offsets"} for entry in rewards)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,7 @@ class CodeDanceSandboxScheduler(MultiTurnScheduler):
         self.background = BackgroundLoop()
         self.sessions = SandboxSessions(self.sandbox_config)
         self._pending: dict[str, Observation] = {}  # the observation `step` appends next
+        self.sandbox_call_s = 0.0  # seconds spent in sandbox calls (summed over calls); the trainer reads and resets it
         self._turns: dict[str, list[str]] = {}
         self._observation_texts: dict[str, list[str]] = {}
 
@@ -93,7 +95,9 @@ class CodeDanceSandboxScheduler(MultiTurnScheduler):
         if not done:
             if parsed.code is not None:
                 images = [_image_input(image) for image in infer_request.images]
+                started = time.perf_counter()
                 obs = await self.background.run(self.sessions.run(key, parsed.code, lambda: images))
+                self.sandbox_call_s += time.perf_counter() - started
             else:
                 obs = error_observation("BadToolCall", parsed.tool_error or "no code in the tool call")
             self._pending[key] = obs

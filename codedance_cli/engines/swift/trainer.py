@@ -11,10 +11,15 @@ A completion's trained tokens are its assistant turns, in order, joined; the
 sample's `response_loss_mask` gives each turn's count. When truncation cut the
 front of a completion, the turns are lined up from the end. Loss settings that
 average advantages per sequence (`use_liger_kernel`, `loss_type='real'`) undo this.
+
+It also logs where a step's seconds go, into ms-swift's logging.jsonl: `codedance/rollout_s` (generation with the
+tool calls), `codedance/sandbox_call_s` (the sandbox calls in it, summed over calls, so concurrent calls can add up
+to more than their wall time) and `codedance/reward_s`; the rest of `train_speed(s/it)` is the update.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,6 +50,25 @@ def add_turn_offsets(advantages: torch.Tensor, completion_mask: torch.Tensor, tu
 
 class CodeDanceGRPOTrainer(GRPOTrainer):
     """GRPOTrainer + per-turn advantage offsets (see the module docstring)."""
+
+    def _rollout_samples(self, inputs: Any) -> Any:
+        """ms-swift's generation (multi-turn, tool calls included), timed: where an RL step's seconds go."""
+        scheduler = getattr(self, "multi_turn_scheduler", None)
+        if scheduler is not None and hasattr(scheduler, "sandbox_call_s"):
+            scheduler.sandbox_call_s = 0.0
+        started = time.perf_counter()
+        samples = super()._rollout_samples(inputs)
+        metrics = self._metrics["train" if self.model.training else "eval"]
+        metrics["codedance/rollout_s"].append(time.perf_counter() - started)
+        if scheduler is not None and hasattr(scheduler, "sandbox_call_s"):
+            metrics["codedance/sandbox_call_s"].append(scheduler.sandbox_call_s)
+        return samples
+
+    def _score_completions(self, samples: list[Any]) -> list[Any]:
+        started = time.perf_counter()
+        scored = super()._score_completions(samples)
+        self._metrics["train" if self.model.training else "eval"]["codedance/reward_s"].append(time.perf_counter() - started)
+        return scored
 
     def _postprocess_batch(self, samples: list[Any], batch_encoded_inputs: list[dict[str, Any]]) -> None:
         super()._postprocess_batch(samples, batch_encoded_inputs)
