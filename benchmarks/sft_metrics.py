@@ -15,7 +15,7 @@ from typing import Any
 
 from sft_flops import Shape, micro_batch_flops
 
-from codedance_cli.engines.swift.launch import read_records
+from codedance_cli.common.jsonl import read_records
 
 
 def swift_steps(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from codedance_cli.common.atomic import atomic_write_text
 
@@ -23,6 +25,27 @@ class RlSummary:
     last_reward_std: float
     mean_frac_reward_zero_std: float
     max_grad_norm: float
+
+    @classmethod
+    def from_steps(
+        cls, steps: list[dict[str, Any]], *, reward: str, grad_norm: str,
+        reward_std: Callable[[dict[str, Any]], float], equal_groups: Callable[[dict[str, Any]], float],
+    ) -> RlSummary | None:
+        """The summary of an engine's per-step records, read under that engine's names; None without a training step
+        (a record that has no `reward` or no `grad_norm` key is not one)."""
+        steps = [entry for entry in steps if reward in entry and grad_norm in entry]
+        if not steps:
+            return None
+        first, last = steps[0], steps[-1]
+        return cls(
+            steps=len(steps),
+            first_reward=float(first[reward]),
+            first_reward_std=reward_std(first),
+            last_reward=float(last[reward]),
+            last_reward_std=reward_std(last),
+            mean_frac_reward_zero_std=sum(equal_groups(entry) for entry in steps) / len(steps),
+            max_grad_norm=max(float(entry[grad_norm]) for entry in steps),
+        )
 
     @property
     def trained(self) -> bool:

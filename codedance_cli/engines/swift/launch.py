@@ -8,18 +8,18 @@ line per logged step when piped, so a long run is never silent in a CI log and n
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from codedance_cli.common.jsonl import parse_records
 from codedance_cli.errors import EngineFailed
 from codedance_cli.engines.step_bar import step_progress
 
@@ -62,24 +62,6 @@ class JsonlFollower:
         lines = (self.pending + chunk).split("\n")
         self.pending = lines.pop()  # '' after a complete line, else the unfinished tail
         return parse_records(lines)
-
-
-def parse_records(lines: Iterable[str]) -> list[dict[str, Any]]:
-    """The JSON objects among `lines` (ms-swift's logging.jsonl; a torn or foreign line is skipped)."""
-    records = []
-    for line in lines:
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            records.append(value)
-    return records
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Every record of a whole logging.jsonl (none when it does not exist yet)."""
-    return parse_records(path.read_text(encoding="utf-8", errors="replace").splitlines()) if path.exists() else []
 
 
 def step_of(record: dict[str, Any]) -> tuple[int, int] | None:

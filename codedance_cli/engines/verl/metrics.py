@@ -9,11 +9,11 @@ batch into the step's metrics.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
+from codedance_cli.common.jsonl import read_records
 from codedance_cli.engines.rl_summary import RlSummary
 
 STATS_PREFIX = "codedance/"  # keys our manager adds to the batch's timing dict
@@ -52,38 +52,19 @@ def step_text(metrics: dict[str, float], total_steps: int | None) -> str:
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     """verl's file-logger records, flattened to {"step": N, **metrics}; a torn or foreign line is skipped."""
-    if not path.is_file():
-        return []
-    steps = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("data"), dict):
-            steps.append({"step": record.get("step"), **record["data"]})
-    return steps
+    return [{"step": record.get("step"), **record["data"]} for record in read_records(path) if isinstance(record.get("data"), dict)]
 
 
 def summarize_verl_metrics(path: Path) -> RlSummary | None:
     """The run summary from verl's metrics file; None when no training step was logged."""
-    steps = [entry for entry in read_metrics(path) if "critic/score/mean" in entry and "actor/grad_norm" in entry]
-    if not steps:
-        return None
-    first, last = steps[0], steps[-1]
-    return RlSummary(
-        steps=len(steps),
-        first_reward=float(first["critic/score/mean"]),
-        first_reward_std=float(first.get(STAT_KEY + "reward_std", 0.0)),
-        last_reward=float(last["critic/score/mean"]),
-        last_reward_std=float(last.get(STAT_KEY + "reward_std", 0.0)),
-        # without our manager's count, a step whose advantages are all zero had only equal groups
-        mean_frac_reward_zero_std=sum(_equal_groups(entry) for entry in steps) / len(steps),
-        max_grad_norm=max(float(entry["actor/grad_norm"]) for entry in steps),
+    return RlSummary.from_steps(
+        read_metrics(path), reward="critic/score/mean", grad_norm="actor/grad_norm",
+        reward_std=lambda entry: float(entry.get(STAT_KEY + "reward_std", 0.0)), equal_groups=_equal_groups,
     )
 
 
 def _equal_groups(entry: dict[str, Any]) -> float:
+    """Our manager's share of equal groups; without it, a step whose advantages are all zero had only equal groups."""
     if (STAT_KEY + "equal_groups") in entry:
         return float(entry[STAT_KEY + "equal_groups"])
     flat = float(entry.get("critic/advantages/max", 0.0)) == 0.0 == float(entry.get("critic/advantages/min", 0.0))
