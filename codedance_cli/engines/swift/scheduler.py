@@ -27,14 +27,13 @@ from typing import Any
 from swift.rollout.multi_turn import MultiTurnScheduler
 
 from codedance_cli.data.export_swift import IMAGE_PLACEHOLDER
-from codedance_cli.loop.format import observation_content, render_observation
+from codedance_cli.loop.format import observation_content
 from codedance_cli.loop.parser import parse_turn
 from codedance_cli.recipes.common import LoopConfig, SandboxConfig
 from codedance_cli.rewards.rollout_fields import OBSERVATIONS_FIELD, TURNS_FIELD
 from codedance_cli.engines.background_loop import BackgroundLoop
 from codedance_cli.engines.sandbox_sessions import SandboxSessions, error_observation
 from codedance_cli.trajectory.media import decode_data_url
-from codedance_cli.trajectory.schema import Observation
 
 SETTINGS_ENV = "CODEDANCE_RL_SETTINGS"
 
@@ -70,7 +69,7 @@ class CodeDanceSandboxScheduler(MultiTurnScheduler):
         self.version = self.loop_config.prompt_version
         self.background = BackgroundLoop()
         self.sessions = SandboxSessions(self.sandbox_config)
-        self._pending: dict[str, Observation] = {}  # the observation `step` appends next
+        self._pending: dict[str, list[dict[str, Any]]] = {}  # the observation `step` appends next, as content parts
         self.sandbox_call_s = 0.0  # seconds spent in sandbox calls (summed over calls); the trainer reads and resets it
         self._turns: dict[str, list[str]] = {}
         self._observation_texts: dict[str, list[str]] = {}
@@ -100,10 +99,10 @@ class CodeDanceSandboxScheduler(MultiTurnScheduler):
                 self.sandbox_call_s += time.perf_counter() - started
             else:
                 obs = error_observation("BadToolCall", parsed.tool_error or "no code in the tool call")
-            self._pending[key] = obs
-            observations.append(render_observation(
-                obs, self.version, max_pixels=self.loop_config.observation_max_pixels, max_images=self.loop_config.max_observation_images
-            )[0])
+            # Rendered once, as the SFT export writes it: `step` sends these parts, the reward reads their text.
+            parts = observation_content(obs, self.version, self.loop_config)
+            self._pending[key] = parts
+            observations.append("".join(part["text"] for part in parts if part["type"] == "text"))
         infos = {TURNS_FIELD: list(turns), OBSERVATIONS_FIELD: list(observations), "images": list(infer_request.images)}
         if done:
             self._turns.pop(key, None)
@@ -113,10 +112,11 @@ class CodeDanceSandboxScheduler(MultiTurnScheduler):
 
     def step(self, infer_request: Any, response_choice: Any, current_turn: int) -> dict[str, Any]:
         key = self._key(infer_request)
-        obs = self._pending.pop(key, None) or error_observation("SandboxError", "no observation recorded for this turn")
+        parts = self._pending.pop(key, None)
+        if parts is None:
+            parts = observation_content(error_observation("SandboxError", "no observation recorded for this turn"), self.version, self.loop_config)
         # The user turn exactly as the SFT export writes it (codedance_cli/data/export_swift.py): the same content
         # parts, each image as ms-swift's <image> placeholder where observation_content puts it.
-        parts = observation_content(obs, self.version, self.loop_config)
         text = "".join(part["text"] if part["type"] == "text" else IMAGE_PLACEHOLDER for part in parts)
         infer_request.images.extend(part["image_url"]["url"] for part in parts if part["type"] == "image_url")
         infer_request.messages.append({"role": "user", "content": text})
