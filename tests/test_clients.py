@@ -307,6 +307,8 @@ def test_vllm_async_client_finishes_a_short_request_before_a_long_one_started_ea
 
 def test_model_spec_vllm_options_reach_the_engine_arguments():
     spec = ModelSpec.model_validate({"path": "/ckpt", "vllm": {"gpu_memory_utilization": 0.3, "max_model_len": 4096, "batching": "batch"}})
-    assert engine_kwargs(spec, gpu_memory_utilization=spec.vllm.gpu_memory_utilization, max_model_len=spec.vllm.max_model_len)["gpu_memory_utilization"] == 0.3
+    kwargs = engine_kwargs(spec)  # what both vLLM clients start their engine with
+    assert kwargs["gpu_memory_utilization"] == 0.3 and kwargs["max_model_len"] == 4096 and kwargs["enforce_eager"] is False
+    assert engine_kwargs(spec, max_model_len=8192)["max_model_len"] == 8192  # an explicit argument still wins
     with pytest.raises(ValueError):
         ModelSpec.model_validate({"path": "/ckpt", "vllm": {"batching": "fast"}})

@@ -58,9 +58,7 @@ class VLLMAsyncClient:
             from vllm.v1.engine.async_llm import AsyncLLM
         except ImportError as exc:
             raise BadInput(f"model.backend 'vllm': cannot import vLLM's AsyncLLM ({exc}); install vllm on a GPU machine") from None
-        options = spec.vllm
-        kwargs = engine_kwargs(spec, gpu_memory_utilization=options.gpu_memory_utilization, max_model_len=options.max_model_len)
-        kwargs["enforce_eager"] = options.enforce_eager
+        kwargs = engine_kwargs(spec)
 
         def start() -> Any:
             return AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))

@@ -28,18 +28,22 @@ def sampling_kwargs(max_new_tokens: int, temperature: float, top_p: float, stop:
     return kwargs
 
 
-def engine_kwargs(spec: Any, *, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.8, max_model_len: int | None = None) -> dict[str, Any]:
-    """Keyword arguments for `vllm.LLM` from a recipe ModelSpec."""
+def engine_kwargs(
+    spec: Any, *, tensor_parallel_size: int = 1, gpu_memory_utilization: float | None = None, max_model_len: int | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for `vllm.LLM` / `AsyncEngineArgs` from a recipe ModelSpec (its `vllm` section unless overridden)."""
+    options = spec.vllm
     kwargs: dict[str, Any] = {
         "model": spec.path,
         "dtype": spec.dtype,
         "tensor_parallel_size": tensor_parallel_size,
-        "gpu_memory_utilization": gpu_memory_utilization,
+        "gpu_memory_utilization": options.gpu_memory_utilization if gpu_memory_utilization is None else gpu_memory_utilization,
+        "enforce_eager": options.enforce_eager,
         "mm_processor_kwargs": {key: value for key, value in (("max_pixels", spec.max_pixels), ("min_pixels", spec.min_pixels)) if value is not None},  # unset: the checkpoint's own
         "limit_mm_per_prompt": {"image": 16},
     }
-    if max_model_len is not None:
-        kwargs["max_model_len"] = max_model_len
+    if (length := options.max_model_len if max_model_len is None else max_model_len) is not None:
+        kwargs["max_model_len"] = length
     return kwargs
 
 
@@ -83,10 +87,7 @@ class VLLMClient:
             from vllm import LLM, SamplingParams
         except ImportError:
             raise BadInput("model.backend 'vllm': vllm is not installed (pip install vllm on a GPU machine)") from None
-        options = spec.vllm
-        engine_options = {"gpu_memory_utilization": options.gpu_memory_utilization, "max_model_len": options.max_model_len, **engine_options}
-        llm = LLM(**engine_kwargs(spec, **engine_options), enforce_eager=options.enforce_eager)
-        return cls(llm, sampling_params_factory=SamplingParams)
+        return cls(LLM(**engine_kwargs(spec, **engine_options)), sampling_params_factory=SamplingParams)
 
     def _run_batch(self, batch: list[_Request]) -> list[Generation]:
         """One `LLM.chat` over the batch (on the batcher's worker thread)."""
@@ -94,7 +95,6 @@ class VLLMClient:
         params = [self._make_params(**request.params) for request in batch]
         outputs = self.engine.chat(conversations, params, use_tqdm=False)
         return [generation_from_output(output, request.started) for request, output in zip(batch, outputs, strict=True)]
-
 
     async def generate(
         self,
