@@ -149,6 +149,11 @@ def fenced_code(code: str) -> str:
     return f"```python\n{code.rstrip()}\n```"
 
 
+def cell_text(code: str, version: str) -> str:
+    """One code cell as `version` writes it: a `<tool_call>` or a fenced block."""
+    return tool_call_text(code) if is_toolcall(version) else fenced_code(code)
+
+
 def code_in_version(text: str, code: str, version: str) -> str:
     """A code turn's text with its cell written the way `version` writes cells.
 
@@ -156,8 +161,8 @@ def code_in_version(text: str, code: str, version: str) -> str:
     prompt with the other's cells (a model SFT'd that way calls tools in a form verl's parser never sees). The
     cell must appear in the text exactly as one of the two forms writes it; otherwise ValueError.
     """
-    fence, call = fenced_code(code), tool_call_text(code)
-    wanted, other = (call, fence) if is_toolcall(version) else (fence, call)
+    wanted = cell_text(code, version)
+    other = fenced_code(code) if is_toolcall(version) else tool_call_text(code)
     if wanted in text:
         return text
     if other in text:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from codedance_cli.loop.prompts import DEFAULT_VERSION, fenced_code, is_toolcall, system_prompt, tool_call_text
+from codedance_cli.loop.prompts import DEFAULT_VERSION, cell_text, system_prompt
 from codedance_cli.procedural.base import ProceduralItem
 from codedance_cli.procedural.registry import FAMILIES, item_to_task
 from codedance_cli.sandbox.base import Sandbox
@@ -27,8 +27,7 @@ class SolveResult:
 
 def code_turn_text(thought: str, code: str, version: str = DEFAULT_VERSION) -> str:
     """The assistant message that runs `code`, in the prompt version's turn format."""
-    call = tool_call_text(code) if is_toolcall(version) else fenced_code(code)
-    return f"<think>{thought}</think>\n{call}"
+    return f"<think>{thought}</think>\n{cell_text(code, version)}"
 
 
 def answer_turn_text(thought: str, answer: str) -> str:

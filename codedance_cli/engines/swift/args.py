@@ -10,6 +10,7 @@ from pathlib import Path
 from codedance_cli.errors import BadInput
 from codedance_cli.recipes.model_paths import is_hub_id
 
+
 def flag(value: bool) -> str:
     """A boolean as ms-swift's argument parser spells it."""
     return "true" if value else "false"

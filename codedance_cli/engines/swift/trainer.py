@@ -51,23 +51,27 @@ def add_turn_offsets(advantages: torch.Tensor, completion_mask: torch.Tensor, tu
 class CodeDanceGRPOTrainer(GRPOTrainer):
     """GRPOTrainer + per-turn advantage offsets (see the module docstring)."""
 
+    def _step_metrics(self) -> Any:
+        """ms-swift's per-step metric lists (averaged into logging.jsonl) of the current mode."""
+        return self._metrics["train" if self.model.training else "eval"]
+
     def _rollout_samples(self, inputs: Any) -> Any:
         """ms-swift's generation (multi-turn, tool calls included), timed: where an RL step's seconds go."""
         scheduler = getattr(self, "multi_turn_scheduler", None)
-        if scheduler is not None and hasattr(scheduler, "sandbox_call_s"):
+        counts_sandbox = hasattr(scheduler, "sandbox_call_s")  # our scheduler; None or another one has no counter
+        if counts_sandbox:
             scheduler.sandbox_call_s = 0.0
         started = time.perf_counter()
         samples = super()._rollout_samples(inputs)
-        metrics = self._metrics["train" if self.model.training else "eval"]
-        metrics["codedance/rollout_s"].append(time.perf_counter() - started)
-        if scheduler is not None and hasattr(scheduler, "sandbox_call_s"):
-            metrics["codedance/sandbox_call_s"].append(scheduler.sandbox_call_s)
+        self._step_metrics()["codedance/rollout_s"].append(time.perf_counter() - started)
+        if counts_sandbox:
+            self._step_metrics()["codedance/sandbox_call_s"].append(scheduler.sandbox_call_s)
         return samples
 
     def _score_completions(self, samples: list[Any]) -> list[Any]:
         started = time.perf_counter()
         scored = super()._score_completions(samples)
-        self._metrics["train" if self.model.training else "eval"]["codedance/reward_s"].append(time.perf_counter() - started)
+        self._step_metrics()["codedance/reward_s"].append(time.perf_counter() - started)
         return scored
 
     def _postprocess_batch(self, samples: list[Any], batch_encoded_inputs: list[dict[str, Any]]) -> None:
@@ -81,5 +85,4 @@ class CodeDanceGRPOTrainer(GRPOTrainer):
                     continue
                 lengths = [sum(mask) for mask in sample.response_loss_mask] or [int(batch.completion_mask[row].sum())]
                 touched += add_turn_offsets(batch.advantages[row], batch.completion_mask[row], lengths, offsets)
-        mode = "train" if self.model.training else "eval"
-        self._metrics[mode]["codedance/turn_offset_tokens"].append(float(touched))
+        self._step_metrics()["codedance/turn_offset_tokens"].append(float(touched))
