@@ -18,10 +18,15 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from codedance_cli.common.jsonl import read_records  # noqa: E402
 
 CLIENTS = {
     "transformers": ["--set", "model.backend=transformers"],
@@ -47,7 +52,7 @@ def run_client(name: str, args: argparse.Namespace) -> dict:
     with (Path(args.out) / f"eval-{name}.log").open("w") as log:
         status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
     wall = time.perf_counter() - started
-    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines() if line.strip()] if (out / "samples.jsonl").is_file() else []
+    samples = read_records(out / "samples.jsonl")
     return {"client": name, "exit": status, "wall_s": wall, "samples": {s["task_id"]: s["trajectory"] for s in samples}}
 
 
@@ -59,6 +64,7 @@ def summarize(run: dict, baseline: dict) -> dict:
     spans = [(m["started_at"], m["started_at"] + m["wall_s"]) for m in loops if "started_at" in m]
     phase = max(end for _, end in spans) - min(start for start, _ in spans) if spans else 0.0
     turns = sum(len(t["turns"]) for t in trajectories.values())
+    turn_seconds = [turn["generation_s"] for t in trajectories.values() for turn in t["turns"] if turn.get("generation_s") is not None]
     shared = sorted(set(trajectories) & set(baseline["samples"]))
     first_equal = sum(
         bool(trajectories[key]["turns"]) and bool(baseline["samples"][key]["turns"])
@@ -70,18 +76,20 @@ def summarize(run: dict, baseline: dict) -> dict:
         "client": run["client"], "exit": run["exit"], "samples": len(trajectories), "turns": turns,
         "completion_tokens": tokens, "process_s": round(run["wall_s"], 1), "rollout_s": round(phase, 1),
         "tokens_per_s": round(tokens / phase, 1) if phase else 0.0,
+        "median_turn_s": round(statistics.median(turn_seconds), 2) if turn_seconds else 0.0,
         "first_turn_equal": f"{first_equal}/{len(shared)}", "answer_equal": f"{answers_equal}/{len(shared)}",
     }
 
 
 def print_table(rows: list[dict]) -> None:
     base = rows[0]
-    print(f"| client | exit | samples | turns | tokens | process s | rollout s | tokens/s | x {base['client']} | first turn = | answer = |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| client | exit | samples | turns | tokens | process s | rollout s | tokens/s | x {base['client']} | median s a turn "
+          "| first turn = | answer = |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         ratio = row["tokens_per_s"] / base["tokens_per_s"] if base["tokens_per_s"] else float("nan")
         print(f"| {row['client']} | {row['exit']} | {row['samples']} | {row['turns']} | {row['completion_tokens']} | {row['process_s']} | {row['rollout_s']} "
-              f"| {row['tokens_per_s']} | {ratio:.2f} | {row['first_turn_equal']} | {row['answer_equal']} |")
+              f"| {row['tokens_per_s']} | {ratio:.2f} | {row['median_turn_s']} | {row['first_turn_equal']} | {row['answer_equal']} |")
 
 
 def main() -> int:
