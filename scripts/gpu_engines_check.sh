@@ -9,10 +9,14 @@
 #         steps, verl's checkpoint merge, then `codedance eval` of the merged model
 #
 #   bash scripts/gpu_engines_check.sh train OUT   # items + model + tool SFT (ms-swift from .whl/)
-#   bash scripts/gpu_engines_check.sh vllm OUT    # judge serve + rollout clients
-#   bash scripts/gpu_engines_check.sh verl OUT    # GRPO through verl, merge, eval
-#   bash scripts/gpu_engines_check.sh all OUT     # the phases in PHASES (train vllm verl); train is skipped when its
-#                                                   model exists; a failed phase is reported and the next one still runs
+#   bash scripts/gpu_engines_check.sh judge OUT   # judge serve (needs no SFT model)
+#   bash scripts/gpu_engines_check.sh clients OUT # rollout clients on the SFT model
+#   bash scripts/gpu_engines_check.sh vllm OUT    # judge, then clients
+#   bash scripts/gpu_engines_check.sh verl OUT    # GRPO through verl and the merge
+#   bash scripts/gpu_engines_check.sh verl-eval OUT # eval of the merged verl model through vLLM
+#   bash scripts/gpu_engines_check.sh all OUT     # the phases in PHASES (train vllm verl verl-eval); A+B runs A and B
+#                                                   at once; train is skipped when its model exists; a failed phase is
+#                                                   reported and the next one still runs
 #   bash scripts/gpu_engines_check.sh start OUT   # `all` detached (setsid), then `await`
 #   bash scripts/gpu_engines_check.sh await OUT   # follow the detached run for up to WAIT s; pack what it wrote
 # Before `start`, the staging calls of docs/gpu-staging.md install vLLM and verl into /tmp/site.
@@ -43,10 +47,9 @@ train() {
   timed rl-items codedance synth recipes/nano/synth.yaml --set num_items="${RL_ITEMS:-64}" --set seed=300 \
     --set "families=[counting,visual_search,geometry]" --set output="$WORK/rl-items" --set concurrency=16 \
     --set sandbox.workers=16 || return
+  # head size 64 everywhere (FlashAttention 3's sizes; the nano defaults have 32)
   $PY scripts/make_tiny_model.py "$WORK/model" --hidden-size "${HIDDEN:-512}" --layers "${LAYERS:-8}" --heads 8 \
     --vision-depth 4 --vision-hidden-size 256 --vision-heads 4 --dtype bfloat16 | tee "$LOGS/model.txt"
-  # head size 64 everywhere (FlashAttention 3's sizes; the nano defaults have 32)
-  $PY scripts/make_tiny_model.py --text-only "$WORK/judge" --hidden-size 256 --heads 4 --dtype bfloat16 | tee -a "$LOGS/model.txt"
   timed sft codedance sft recipes/nano/sft.yaml --set model="$WORK/model" --set dataset.path="$WORK/train" \
     --set output_dir="$WORK/sft" --set prompt_version=$TOOLCALL --set swift_command="$(command -v swift)" \
     --set model.max_pixels="$PIXELS" --set parts.freeze_vit=false --set model.dtype=bfloat16 \
@@ -57,6 +60,8 @@ train() {
 }
 
 judge_check() {  # `codedance judge serve` with vLLM, answered through our judge client, then stopped with SIGINT
+  [[ -f $WORK/judge/config.json ]] ||  # head size 64, as the SFT model's
+    $PY scripts/make_tiny_model.py --text-only "$WORK/judge" --hidden-size 256 --heads 4 --dtype bfloat16 > "$LOGS/judge_model.txt"
   codedance judge serve recipes/nano/judge.yaml --set model="$WORK/judge" --set engine=vllm --set port=18931 \
     --set dtype=bfloat16 --set device=cuda --set gpu_memory_utilization=0.25 --set max_model_len=4096 \
     --set startup_timeout_s=420 > "$LOGS/judge_serve.log" 2>&1 &
@@ -78,9 +83,7 @@ judge_check() {  # `codedance judge serve` with vLLM, answered through our judge
   return $status
 }
 
-vllm_phase() {
-  timed vllm-probe bash scripts/gpu_vllm_stage.sh probe vllm
-  timed judge judge_check
+clients_phase() {  # the SFT model through the tool loop with each rollout client, same items, greedy
   # shellcheck disable=SC2086  # the client names are several words on purpose
   timed rollout-clients $PY benchmarks/rollout_clients.py --model "$WORK/sft/last" --items "$WORK/heldout" \
     --out "$WORK/bench" --clients ${BENCH_CLIENTS:-transformers vllm-batch vllm} --limit "${HELDOUT:-96}" --concurrency 64 \
@@ -95,6 +98,11 @@ vllm_phase() {
   return 0
 }
 
+judge_phase() {
+  timed vllm-probe bash scripts/gpu_vllm_stage.sh probe vllm
+  timed judge judge_check
+}
+
 verl_phase() {
   timed verl-probe bash scripts/gpu_vllm_stage.sh probe verl
   local smi; smi=$(gpu_memory_watch "$LOGS/verl_gpu_memory_mib.txt")
@@ -104,7 +112,11 @@ verl_phase() {
   [[ -n $smi ]] && kill "$smi" && echo "peak MiB (verl): $(sort -n "$LOGS/verl_gpu_memory_mib.txt" | tail -1)" | tee -a "$LOGS/walls.txt"
   gzip -c "$WORK/rl-verl/verl.log" > "$LOGS/verl.log.gz" 2>/dev/null
   cp "$WORK/rl-verl/verl_merge.log" "$LOGS/" 2>/dev/null
-  ((status == 0)) || return $status
+  return $status
+}
+
+verl_eval_phase() {  # the merged verl checkpoint through `codedance eval` with the vLLM client
+  [[ -f $WORK/rl-verl/last/config.json ]] || { echo "no merged verl model at $WORK/rl-verl/last"; return 1; }
   timed eval-verl codedance eval recipes/nano/eval.yaml --set model.path="$WORK/rl-verl/last" --set model.device=cuda \
     --set model.dtype=bfloat16 --set model.max_pixels="$PIXELS" --set model.backend=vllm \
     --set model.vllm.gpu_memory_utilization=0.5 --set model.vllm.max_model_len=8192 \
@@ -114,21 +126,39 @@ verl_phase() {
   cp "$WORK/eval-verl/results.json" "$LOGS/eval_verl_results.json" 2>/dev/null
 }
 
+run_phase() {  # run_phase NAME: one phase; `train` is skipped when its model exists
+  case $1 in
+    train) if [[ -f $WORK/sft/last/config.json ]]; then echo "SFT model found at $WORK/sft/last: train skipped"; else train; fi ;;
+    judge) judge_phase ;;
+    clients) clients_phase ;;
+    vllm) judge_phase; clients_phase ;;
+    verl) verl_phase ;;
+    verl-eval) verl_eval_phase ;;
+    *) echo "unknown phase $1 (train, judge, clients, vllm, verl, verl-eval)"; return 2 ;;
+  esac
+}
+
+run_together() {  # run_together A+B...: the phases joined by + at once (the judge needs no SFT model, so it runs beside train)
+  local pids=() names=() phase status=0 i
+  IFS=+ read -ra names <<< "$1"
+  for phase in "${names[@]}"; do run_phase "$phase" & pids+=($!); done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || { echo "${names[$i]} phase failed (see $LOGS)"; status=1; }
+  done
+  return $status
+}
+
 case $PHASE in
-  train) train ;;
-  vllm) vllm_phase ;;
-  verl) verl_phase ;;
+  train|judge|clients|vllm|verl|verl-eval) run_phase "$PHASE" ;;
   all) status=0
-       for phase in ${PHASES:-train vllm verl}; do
-         case $phase in
-           train) [[ -f $WORK/sft/last/config.json ]] && { echo "SFT model found at $WORK/sft/last: train skipped"; continue; }
-                  train || { echo "train failed: vllm and verl need its model"; exit 1; } ;;
-           vllm) vllm_phase || { echo "vllm phase failed (see $LOGS)"; status=1; } ;;
-           verl) verl_phase || { echo "verl phase failed (see $LOGS)"; status=1; } ;;
-         esac
+       # PHASES: e.g. "train+judge verl clients verl-eval"; vLLM and verl need train's model, so a failed train ends the run
+       for phase in ${PHASES:-train vllm verl verl-eval}; do
+         run_together "$phase" && continue
+         status=1
+         [[ +$phase+ == *+train+* ]] && { echo "train failed: the other phases need its model"; exit 1; }
        done
        exit $status ;;
   start) start_detached "$0" "$OUT_DIR" ;;
   await) await_run ;;
-  *) echo "unknown phase $PHASE (train, vllm, verl, all, start or await)" >&2; exit 2 ;;
+  *) echo "unknown phase $PHASE (train, judge, clients, vllm, verl, verl-eval, all, start or await)" >&2; exit 2 ;;
 esac
