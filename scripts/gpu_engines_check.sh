@@ -21,7 +21,9 @@
 #   bash scripts/gpu_engines_check.sh await OUT   # follow the detached run for up to WAIT s; pack what it wrote
 # Before `start`, the staging calls of docs/gpu-staging.md install vLLM and verl into /tmp/site.
 # Knobs: ITEMS (2000 SFT items), STEPS (600 SFT steps), HELDOUT (96), RL_ITEMS (64), RL_STEPS (2), BENCH_CLIENTS
-# (transformers vllm-batch vllm), HIDDEN (512), LAYERS (8), PIXELS (200704), WAIT (560). Work lands in WORK
+# (transformers vllm-batch vllm), HIDDEN (512), LAYERS (8), PIXELS (200704), WAIT (560), JUDGE_ENGINE (vllm),
+# JUDGE_DEVICE (cuda), JUDGE_PORT (18931), JUDGE_REQUESTS (64): the judge phase also runs on CPU with transformers
+# (tests/test_gpu_scripts.py). Work lands in WORK
 # (/tmp/gpu-engines), outside the checkout, so later calls that lay the tree anew keep it.
 set -uo pipefail
 PHASE=${1:?train, vllm, verl, all, start or await}
@@ -59,12 +61,13 @@ train() {
   cp "$WORK/sft/logging.jsonl" "$LOGS/sft_logging.jsonl"
 }
 
-judge_check() {  # `codedance judge serve` with vLLM, answered through our judge client, then stopped with SIGINT
+judge_check() {  # `codedance judge serve` (vLLM; JUDGE_ENGINE, JUDGE_DEVICE), asked by our judge client, then SIGTERM
   [[ -f $WORK/judge/config.json ]] ||  # head size 64, as the SFT model's
     $PY scripts/make_tiny_model.py --text-only "$WORK/judge" --hidden-size 256 --heads 4 --dtype bfloat16 > "$LOGS/judge_model.txt"
-  codedance judge serve recipes/nano/judge.yaml --set model="$WORK/judge" --set engine=vllm --set port=18931 \
-    --set dtype=bfloat16 --set device=cuda --set gpu_memory_utilization=0.25 --set max_model_len=4096 \
-    --set startup_timeout_s=420 > "$LOGS/judge_serve.log" 2>&1 &
+  # not the `codedance` function: $! must be Python's pid, or the stop signal never reaches the server (gpu_lib.sh)
+  $PY -m codedance_cli judge serve recipes/nano/judge.yaml --set model="$WORK/judge" --set engine="${JUDGE_ENGINE:-vllm}" \
+    --set port="${JUDGE_PORT:-18931}" --set dtype=bfloat16 --set device="${JUDGE_DEVICE:-cuda}" \
+    --set gpu_memory_utilization=0.25 --set max_model_len=4096 --set startup_timeout_s=420 > "$LOGS/judge_serve.log" 2>&1 &
   local server=$! url="" waited=0
   while ((waited < 450)) && kill -0 $server 2>/dev/null; do
     url=$(sed -n 's/^export CODEDANCE_JUDGE_URL=//p' "$LOGS/judge_serve.log")
@@ -74,12 +77,14 @@ judge_check() {  # `codedance judge serve` with vLLM, answered through our judge
   local status=1
   if [[ -n $url ]]; then
     echo "judge serve ready after ${waited} s at $url"
-    $PY benchmarks/judge_requests.py --endpoint "$url" --model judge --n 64 --concurrency 16 && status=0
+    $PY benchmarks/judge_requests.py --endpoint "$url" --model judge --n "${JUDGE_REQUESTS:-64}" --concurrency 16 && status=0
   else
     echo "judge serve did not come up"; tail -n 30 "$LOGS/judge_serve.log"
   fi
-  kill -INT $server 2>/dev/null; wait $server
-  cp /tmp/codedance-serve-18931-*.log "$LOGS/" 2>/dev/null
+  local start=$SECONDS
+  stop_within $server 60
+  echo "judge serve stopped $((SECONDS - start)) s after SIGTERM"
+  cp /tmp/codedance-serve-"${JUDGE_PORT:-18931}"-*.log "$LOGS/" 2>/dev/null
   return $status
 }
 

@@ -5,6 +5,8 @@
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PATH=/tmp/site/bin:$PATH
 
 install_wheels() {  # the wheels the device lacks travel in .whl/; installed once per machine under /tmp/site
+  # only on a GPU machine: the wheels are built for the device's Python, and a CPU run of a phase must not take them
+  command -v nvidia-smi >/dev/null || return 0
   if compgen -G ".whl/*.whl" >/dev/null && ! $PY -c "import swift, msgspec" 2>/dev/null; then
     # pip --target --upgrade replaces /tmp/site/bin whole: keep the scripts staged bundles put there (vllm, ray)
     local kept; kept=$(mktemp -d)
@@ -14,7 +16,19 @@ install_wheels() {  # the wheels the device lacks travel in .whl/; installed onc
   fi
 }
 
+# A function, so `codedance ... &` forks a bash subshell: a signal sent to $! reaches that subshell (which ignores
+# SIGINT as every background job of a script does), never Python. Start servers with `$PY -m codedance_cli` instead.
 codedance() { $PY -m codedance_cli "$@"; }
+
+stop_within() {  # stop_within PID [GRACE]: SIGTERM, SIGKILL after GRACE s (30); a child that will not stop never holds the run
+  local pid=$1 grace=${2:-30} waited=0
+  kill -TERM "$pid" 2>/dev/null
+  while ((waited < grace)) && [[ -e /proc/$pid && $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]; do
+    sleep 1; waited=$((waited + 1))
+  done
+  if ((waited >= grace)); then echo "pid $pid still running ${grace} s after SIGTERM: SIGKILL"; kill -KILL "$pid" 2>/dev/null; fi
+  wait "$pid" 2>/dev/null
+}
 
 timed() {  # timed NAME COMMAND...: run with its output in $LOGS/NAME.log, print its tail and keep the wall time
   local name=$1 start=$SECONDS status=0; shift

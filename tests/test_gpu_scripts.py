@@ -1,0 +1,72 @@
+"""The device scripts' own process handling, run on CPU: a phase that cannot stop its server holds a device call.
+
+On the H200 (2026-12-03) the judge phase of `scripts/gpu_engines_check.sh` answered its 64 requests and then never
+returned: it started `codedance judge serve` through a shell function in the background, so `kill -INT $!` reached
+a bash subshell (which ignores SIGINT, as background jobs of scripts do) and never the server. The verl phase behind
+it never started and the call's device time ran out. The judge phase runs here with the transformers engine, so the
+same break shows on CPU as a test that does not end.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bash(script: str, timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", script], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def test_stop_within_kills_a_child_that_ignores_sigterm():
+    script = (
+        "source scripts/gpu_lib.sh; "
+        f"{sys.executable} -c 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)' & "
+        "pid=$!; sleep 1; stop_within $pid 2; kill -0 $pid 2>/dev/null && echo ALIVE || echo GONE"
+    )
+    start = time.monotonic()
+    done = bash(script, timeout=30, env={"PY": sys.executable})
+    assert done.stdout.strip().splitlines()[-1] == "GONE", done.stdout + done.stderr
+    assert "SIGKILL" in done.stdout
+    assert time.monotonic() - start < 15
+
+
+def test_stop_within_returns_as_soon_as_the_child_exits():
+    script = (
+        "source scripts/gpu_lib.sh; "
+        f"{sys.executable} -c 'import time; time.sleep(60)' & pid=$!; sleep 1; "
+        "start=$SECONDS; stop_within $pid 30; echo waited $((SECONDS - start))"
+    )
+    done = bash(script, timeout=30, env={"PY": sys.executable})
+    assert done.stdout.strip().splitlines()[-1] in {"waited 0", "waited 1"}, done.stdout + done.stderr
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="stop_within reads /proc")
+def test_judge_phase_serves_answers_and_stops(tmp_path):
+    """The judge phase end to end on CPU: serve, 4 judge requests through our client, stop, return."""
+    work = tmp_path / "work"
+    env = {
+        "PYTHON": sys.executable, "WORK": str(work), "JUDGE_ENGINE": "transformers", "JUDGE_DEVICE": "cpu",
+        "JUDGE_PORT": str(free_port()), "JUDGE_REQUESTS": "4",
+    }
+    done = bash(f"bash scripts/gpu_engines_check.sh judge {tmp_path / 'out'}", timeout=400, env=env)
+    judge_log = (work / "out" / "judge.log").read_text()
+    assert "judge serve ready" in judge_log, judge_log + done.stdout[-2000:]
+    assert "| general | 4 |" in judge_log and "| math | 4 |" in judge_log, judge_log
+    stopped = [line for line in judge_log.splitlines() if line.startswith("judge serve stopped")]
+    assert stopped and int(stopped[0].split()[3]) < 30, judge_log
+    assert "judge wall s:" in (work / "out" / "walls.txt").read_text()
