@@ -23,7 +23,7 @@
 # Knobs: ITEMS (2000 SFT items), STEPS (600 SFT steps), HELDOUT (96), RL_ITEMS (64), RL_STEPS (2), BENCH_CLIENTS
 # (transformers vllm-batch vllm), HIDDEN (512), LAYERS (8), PIXELS (200704), WAIT (560), JUDGE_ENGINE (vllm),
 # JUDGE_DEVICE (cuda), JUDGE_PORT (18931), JUDGE_REQUESTS (64): the judge phase also runs on CPU with transformers
-# (tests/test_gpu_scripts.py). Work lands in WORK
+# (tests/test_gpu_scripts.py), PHASE_LIMIT (1200 s a phase under `all`). Work lands in WORK
 # (/tmp/gpu-engines), outside the checkout, so later calls that lay the tree anew keep it.
 set -uo pipefail
 PHASE=${1:?train, vllm, verl, all, start or await}
@@ -146,9 +146,18 @@ run_phase() {  # run_phase NAME: one phase; `train` is skipped when its model ex
 run_together() {  # run_together A+B...: the phases joined by + at once (the judge needs no SFT model, so it runs beside train)
   local pids=() names=() phase status=0 i
   IFS=+ read -ra names <<< "$1"
-  for phase in "${names[@]}"; do run_phase "$phase" & pids+=($!); done
+  # each phase is this script again under `timeout` (its own process group, SIGKILL 30 s after SIGTERM): a phase
+  # that hangs costs PHASE_LIMIT seconds (1200), not the rest of the device call
+  for phase in "${names[@]}"; do
+    timeout -k 30 "${PHASE_LIMIT:-1200}" bash "$0" "$phase" "$OUT_DIR" & pids+=($!)
+  done
   for i in "${!pids[@]}"; do
-    wait "${pids[$i]}" || { echo "${names[$i]} phase failed (see $LOGS)"; status=1; }
+    wait "${pids[$i]}"
+    case $? in
+      0) ;;
+      124|137) echo "${names[$i]} phase stopped after PHASE_LIMIT=${PHASE_LIMIT:-1200} s (see $LOGS)"; status=1 ;;
+      *) echo "${names[$i]} phase failed (see $LOGS)"; status=1 ;;
+    esac
   done
   return $status
 }

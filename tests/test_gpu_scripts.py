@@ -70,3 +70,20 @@ def test_judge_phase_serves_answers_and_stops(tmp_path):
     stopped = [line for line in judge_log.splitlines() if line.startswith("judge serve stopped")]
     assert stopped and int(stopped[0].split()[3]) < 30, judge_log
     assert "judge wall s:" in (work / "out" / "walls.txt").read_text()
+
+
+def test_a_phase_past_phase_limit_is_stopped_with_its_server(tmp_path):
+    """`all` runs each phase under `timeout`: a phase that overruns ends, and takes its judge server with it."""
+    port = free_port()
+    env = {
+        "PYTHON": sys.executable, "WORK": str(tmp_path / "work"), "JUDGE_ENGINE": "transformers", "JUDGE_DEVICE": "cpu",
+        "JUDGE_PORT": str(port), "PHASES": "judge", "PHASE_LIMIT": "8",
+    }
+    start = time.monotonic()
+    done = bash(f"bash scripts/gpu_engines_check.sh all {tmp_path / 'out'}", timeout=120, env=env)
+    assert done.returncode == 1
+    assert "judge phase stopped after PHASE_LIMIT=8 s" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    assert time.monotonic() - start < 60
+    time.sleep(1)
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, "the judge server outlived its phase"
