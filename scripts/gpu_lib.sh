@@ -20,13 +20,15 @@ install_wheels() {  # the wheels the device lacks travel in .whl/; installed onc
 # SIGINT as every background job of a script does), never Python. Start servers with `$PY -m codedance_cli` instead.
 codedance() { $PY -m codedance_cli "$@"; }
 
+running() {  # running PID: the process exists and has not exited (a zombie, not yet reaped by `wait`, has)
+  [[ -e /proc/$1 && $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]
+}
+
 stop_within() {  # stop_within PID [GRACE]: SIGTERM, SIGKILL after GRACE s (30); a child that will not stop never holds the run
   local pid=$1 grace=${2:-30} waited=0
   kill -TERM "$pid" 2>/dev/null
-  while ((waited < grace)) && [[ -e /proc/$pid && $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]; do
-    sleep 1; waited=$((waited + 1))
-  done
-  if ((waited >= grace)); then echo "pid $pid still running ${grace} s after SIGTERM: SIGKILL"; kill -KILL "$pid" 2>/dev/null; fi
+  while ((waited < grace)) && running "$pid"; do sleep 1; waited=$((waited + 1)); done
+  if running "$pid"; then echo "pid $pid still running ${grace} s after SIGTERM: SIGKILL"; kill -KILL "$pid" 2>/dev/null; fi
   wait "$pid" 2>/dev/null
 }
 

@@ -14,21 +14,15 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT, free_port
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the device scripts read /proc (stop_within)")
 
 
 def bash(script: str, timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", script], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run(["bash", "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
 
 
@@ -55,7 +49,6 @@ def test_stop_within_returns_as_soon_as_the_child_exits():
     assert done.stdout.strip().splitlines()[-1] in {"waited 0", "waited 1"}, done.stdout + done.stderr
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="stop_within reads /proc")
 def test_judge_phase_serves_answers_and_stops(tmp_path):
     """The judge phase end to end on CPU: serve, 4 judge requests through our client, stop, return."""
     work = tmp_path / "work"
