@@ -12,12 +12,17 @@ With CODEDANCE_SDPA_PADDING_FREE=1 it also lets `--padding_free` / `--packing` r
 4.6 refuses (flash-attn only): it keeps the text position row in the collated `position_ids` ([4, 1, T] instead of
 [3, 1, T]), from which transformers' Qwen2.5-VL builds a block-diagonal causal mask for SDPA, so each packed sample
 attends only to itself (tests/test_sft_sdpa_padding_free.py checks the logits equal those of each sample alone).
+
+Two more switches, for the rows that explain the numbers: CODEDANCE_PROFILE_STEPS="W:N" profiles optimizer steps
+W+1 .. W+N with torch.profiler (benchmarks/sft_profile.py), and CODEDANCE_VIT_VARLEN=1 runs the vision tower's
+windowed attention as one variable-length FlashAttention call a block (benchmarks/sft_vit_attention.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,10 @@ from transformers import Trainer
 
 PROBE_NAME = "probe.jsonl"
 SDPA_PADDING_FREE = "CODEDANCE_SDPA_PADDING_FREE"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # ms-swift imports this file by path: its siblings next
+
+from sft_profile import PROFILE_STEPS, StepProfiler, parse_window  # noqa: E402
+from sft_vit_attention import VIT_VARLEN  # noqa: E402
 
 
 def batch_counts(batch: dict[str, Any]) -> dict[str, Any]:
@@ -84,6 +93,9 @@ def _probed(original: Any) -> Any:
         batches, num_items = original(self, timed, num_batches, device)
         called = time.perf_counter() - begun
         self._probe_steps = getattr(self, "_probe_steps", 0) + 1
+        profiler = _step_profiler(self)
+        if profiler is not None:
+            profiler.on_step(self._probe_steps, self.model)
         record = {
             "step": self._probe_steps, "t": begun, "wait_s": round(timed.waited, 6), "call_s": round(called, 6),
             "peak_allocated_gib": _peak_allocated_gib(), "micro": [batch_counts(batch) for batch in batches],
@@ -95,6 +107,17 @@ def _probed(original: Any) -> Any:
 
     get_batch_samples._codedance_probe = True  # type: ignore[attr-defined]
     return get_batch_samples
+
+
+def _step_profiler(trainer: Trainer) -> StepProfiler | None:
+    """The trainer's profiler when CODEDANCE_PROFILE_STEPS asks for one (main process only)."""
+    window = os.environ.get(PROFILE_STEPS)
+    if not window or not trainer.is_world_process_zero():
+        return None
+    if not hasattr(trainer, "_probe_profiler"):
+        skip, steps = parse_window(window)
+        trainer._probe_profiler = StepProfiler(skip, steps, Path(trainer.args.output_dir))
+    return trainer._probe_profiler
 
 
 def _keep_text_positions(original: Any) -> Any:
@@ -138,6 +161,10 @@ def install() -> None:
         Trainer.get_batch_samples = _probed(Trainer.get_batch_samples)
     if os.environ.get(SDPA_PADDING_FREE) == "1":
         enable_sdpa_padding_free()
+    if os.environ.get(VIT_VARLEN) == "1":
+        import sft_vit_attention
+
+        sft_vit_attention.install()
 
 
 install()

@@ -14,11 +14,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from sft_profile import PROFILE_STEPS
+from sft_vit_attention import VIT_VARLEN
+
 BASE_RECIPE = "recipes/qwen2.5-vl-7b/sft.yaml"
 MODEL_TYPE = "codedance_qwen2_5_vl"
 ACCUMULATION = 4
 BATCH4 = ("train.per_device_train_batch_size=4", "train.gradient_accumulation_steps=1")
 SDPA_PADDING_FREE = "CODEDANCE_SDPA_PADDING_FREE"  # read by sft_probe.py inside `swift sft` (the same name there)
+PROFILED = 2  # optimizer steps a profile row profiles, after the usual warm-up
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,17 @@ class Row:
     extra_args: tuple[str, ...] = ()
     sdpa_padding_free: bool = False  # run padding_free / packing on SDPA (benchmarks/sft_probe.py)
     step_share: float = 1.0  # steps this row runs, as a share of --steps (a packed step holds ~4x the samples)
+    vit_varlen: bool = False  # the vision tower's windows in one varlen FlashAttention call (sft_vit_attention.py)
+    profile: bool = False  # torch.profiler over PROFILED steps after the warm-up (sft_profile.py); slows the row
+
+    def env(self, warmup: int) -> dict[str, str]:
+        """What the probe inside `swift sft` reads to switch this row's extras on."""
+        env = {SDPA_PADDING_FREE: "1"} if self.sdpa_padding_free else {}
+        if self.vit_varlen:
+            env[VIT_VARLEN] = "1"
+        if self.profile:
+            env[PROFILE_STEPS] = f"{warmup}:{PROFILED}"
+        return env
 
 
 ROWS: dict[str, Row] = {row.name: row for row in (
@@ -43,13 +58,21 @@ ROWS: dict[str, Row] = {row.name: row for row in (
     Row("packing", "--packing true (rows of up to max_length 16384 tokens)", extra_args=("--packing", "true"),
         sdpa_padding_free=True, step_share=0.34),
     Row("workers8", "dataloader_num_workers 8", sets=("train.dataloader_num_workers=8",)),
+    Row("varlen", "ViT windows in one varlen FlashAttention call a block (torch varlen_attn), not one SDPA call each",
+        vit_varlen=True),
+    Row("varlen_no_ckpt", "varlen + gradient_checkpointing false", sets=("train.gradient_checkpointing=false",),
+        vit_varlen=True),
+    Row("profile", f"baseline under torch.profiler ({PROFILED} steps; slower than baseline)", profile=True),
+    Row("profile_varlen_no_ckpt", f"varlen_no_ckpt under torch.profiler ({PROFILED} steps)",
+        sets=("train.gradient_checkpointing=false",), vit_varlen=True, profile=True),
     Row("eager", "attn_impl eager (instead of SDPA)", sets=("train.attn_impl=eager",)),
-    Row("combined", "liger + no checkpointing + batch 4 padding-free + 8 workers",
+    Row("combined", "varlen + liger + no checkpointing + batch 4 padding-free + 8 workers",
         sets=(*BATCH4, "train.gradient_checkpointing=false", "train.dataloader_num_workers=8"),
-        extra_args=("--use_liger_kernel", "true", "--padding_free", "true"), sdpa_padding_free=True),
+        extra_args=("--use_liger_kernel", "true", "--padding_free", "true"), sdpa_padding_free=True, vit_varlen=True),
 )}
 BARE = "bare"  # the plain PyTorch loop (benchmarks/sft_bare_loop.py), not a `codedance sft` run
-DEFAULT_ROWS = ("baseline", BARE, "liger", "no_ckpt", "batch4", "padding_free", "packing", "combined", "workers8")
+DEFAULT_ROWS = ("baseline", BARE, "profile", "varlen", "varlen_no_ckpt", "profile_varlen_no_ckpt", "no_ckpt", "liger",
+                "combined", "batch4", "padding_free", "packing", "workers8")  # the rows that explain the gap first
 SMOKE_ROWS = ("baseline", "padding_free", BARE)
 
 
@@ -70,8 +93,10 @@ class RunSettings:
 
 
 def row_steps(row: Row, settings: RunSettings) -> tuple[int, int]:
-    """(max_steps, warm-up steps) of `row`."""
+    """(max_steps, warm-up steps) of `row`; a profile row runs one step past its window, whose start closes it."""
     warmup = max(1, round(settings.warmup * row.step_share)) if settings.warmup else 0
+    if row.profile:
+        return warmup + PROFILED + 1, warmup
     measured = max(1, round(settings.steps * row.step_share))
     return warmup + measured, warmup
 

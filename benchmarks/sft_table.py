@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 COLUMNS = ("row", "samples/s", "tokens/s", "TFLOP/s", "MFU", "data wait", "padding", "peak GiB", "tokens/s vs baseline",
-           "steps", "wall s", "knob")
+           "loss Δ vs baseline", "steps", "wall s", "knob")
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -20,7 +20,15 @@ def _pct(value: Any) -> str:
     return f"{100 * value:.1f}%" if value == 0 or value >= 0.001 else f"{100 * value:.1e}%"  # CPU smoke MFU is tiny
 
 
-def line(result: dict[str, Any], baseline: float | None) -> list[str]:
+def loss_gap(losses: list[float] | None, baseline: list[float] | None) -> str:
+    """Largest |loss - baseline loss| over the steps both logged: same model, data and order, so a knob that keeps the
+    loss's meaning stays near 0 (bf16 noise); rows that batch samples differently average them differently."""
+    if not losses or not baseline:
+        return "-"
+    return f"{max(abs(a - b) for a, b in zip(losses, baseline)):.3g}"
+
+
+def line(result: dict[str, Any], baseline: float | None, baseline_losses: list[float] | None = None) -> list[str]:
     if "skipped" in result:
         return [result["row"], *["-"] * (len(COLUMNS) - 3), "-", f"skipped: {result['skipped']}"]
     tokens = result.get("tokens_per_s")
@@ -32,12 +40,13 @@ def line(result: dict[str, Any], baseline: float | None) -> list[str]:
         knob += f" (exit {result['exit']}: {result.get('error_hint', '')[:120]})"
     return [result["row"], _num(result.get("samples_per_s"), 2), _num(tokens, 0), _num(result.get("tflops_per_s")),
             _pct(result.get("mfu")), _pct(result.get("data_wait_share")), _pct(result.get("padding_share")), memory,
-            ratio, str(result.get("steps_measured", "-")), _num(result.get("wall_s"), 0), knob]
+            ratio, loss_gap(result.get("losses"), baseline_losses), str(result.get("steps_measured", "-")),
+            _num(result.get("wall_s"), 0), knob]
 
 
 def table(results: list[dict[str, Any]]) -> str:
     """Markdown table; peak GiB is ms-swift's reserved / torch's allocated (the bare loop: allocated)."""
-    baseline = next((r.get("tokens_per_s") for r in results if r.get("row") == "baseline"), None)
+    base = next((r for r in results if r.get("row") == "baseline"), {})
     rows = [list(COLUMNS), ["---"] + ["---:"] * (len(COLUMNS) - 2) + ["---"]]
-    rows += [line(result, baseline) for result in results]
+    rows += [line(result, base.get("tokens_per_s"), base.get("losses")) for result in results]
     return "\n".join("| " + " | ".join(cells) + " |" for cells in rows)

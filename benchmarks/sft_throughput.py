@@ -37,7 +37,8 @@ sys.path.insert(0, str(BENCHMARKS))
 
 from sft_flops import FORMULA, Shape, load_shape
 from sft_metrics import summarize
-from sft_rows import BARE, BASE_RECIPE, DEFAULT_ROWS, ROWS, SDPA_PADDING_FREE, SMOKE_ROWS, RunSettings, overrides, row_steps
+from sft_profile import PROFILE_JSON, markdown
+from sft_rows import BARE, BASE_RECIPE, DEFAULT_ROWS, ROWS, SMOKE_ROWS, RunSettings, overrides, row_steps
 from sft_table import table
 
 QWEN25_VL_3B = ["--hidden-size", "2048", "--layers", "36", "--heads", "16", "--kv-heads", "2",
@@ -153,11 +154,12 @@ def run_sft_row(name: str, settings: RunSettings, clock: Clock, args: argparse.N
     row = ROWS[name]
     out_dir = fresh_dir(settings, name)
     argv = [sys.executable, "-m", "codedance_cli", "sft", str(REPO / BASE_RECIPE), *overrides(row, settings, out_dir)]
-    env = {SDPA_PADDING_FREE: "1"} if row.sdpa_padding_free else {}
-    code, wall = run_logged(argv, out_dir / "run.log", clock.left() - 5, env)
     _, warmup = row_steps(row, settings)
+    code, wall = run_logged(argv, out_dir / "run.log", clock.left() - 5, row.env(warmup))
     result = {"row": name, "knob": row.knob, "exit": code, "wall_s": round(wall, 1)}
     result.update(summarize(out_dir, shape, warmup, peak_tflops=args.peak_tflops))
+    if (out_dir / PROFILE_JSON).exists():
+        result["profile"] = json.loads((out_dir / PROFILE_JSON).read_text())
     if code:
         result["error_hint"] = error_hint(out_dir)
     for checkpoint in out_dir.glob("checkpoint-*"):
@@ -250,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
               + (f" -- {result['error_hint']}" if result.get("error_hint") else ""), flush=True)
         (out / "sft_throughput.json").write_text(json.dumps(report, indent=2) + "\n")  # partial results survive a kill
     text = table(results)
+    for result in results:  # what each profiled row's steps spent their time on
+        if result.get("profile"):
+            text += f"\n\nprofile of {result['row']}:\n\n" + markdown(result["profile"])
     if settings.cpu:
         text = "CPU run: float32, no dataloader workers, one preprocessing process (the knob column says the GPU settings)\n\n" + text
     (out / "sft_throughput.md").write_text(text + "\n")

@@ -1,0 +1,115 @@
+"""One attention call for all of the ViT's windows (issue 20's `varlen` rows), where transformers makes one per window.
+
+Qwen2.5-VL's vision tower attends within 112-pixel windows (8 x 8 patches) in all but 4 of its 32 blocks. Under
+SDPA, transformers' vision attention splits the patches at every window edge (after a `.tolist()` that waits for the
+GPU) and calls SDPA once per window: a 1008 x 1008 image has 81 windows, so two such images make ~4,500 calls of 64
+tokens in one sample's forward. Only flash-attention implementations take the other branch, one variable-length
+call with the windows given as cumulative lengths. flash-attn is not installed on the device, but torch ships a
+FlashAttention-2 variable-length kernel (`torch.nn.attention.varlen.varlen_attn`). `install()` registers it as an
+attention implementation and switches only the vision config to it, so the LLM keeps SDPA. Without a CUDA kernel (CPU)
+the same call runs as one SDPA call with a block-diagonal mask, which tests compare with transformers' own loop.
+
+Loaded inside `swift sft` by benchmarks/sft_probe.py when CODEDANCE_VIT_VARLEN=1. With the 7B recipe's
+`attn_impl: flash_attn` the ViT takes the varlen branch anyway; this row measures what that setting buys.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+NAME = "codedance_flash_varlen_vit"  # "flash" in the name is what routes the ViT to transformers' varlen branch
+VIT_VARLEN = "CODEDANCE_VIT_VARLEN"  # the environment switch benchmarks/sft_probe.py reads
+
+
+def varlen_kernel() -> Callable[..., Any] | None:
+    """torch's variable-length FlashAttention, or None where this torch has none."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        return None
+    return varlen_attn
+
+
+def block_diagonal_mask(cu_seqlens: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """[seq, seq] boolean mask letting each token see only the tokens of its own window."""
+    lengths = torch.diff(cu_seqlens.to(device=device, dtype=torch.long))
+    window = torch.repeat_interleave(torch.arange(len(lengths), device=device), lengths)
+    return window[:, None] == window[None, :]
+
+
+def _kernel_kwargs(kernel: Callable[..., Any], scaling: float | None, head_dim: int) -> dict[str, Any] | None:
+    """Keyword arguments for this torch's `varlen_attn` (its signature changed between releases); None if it cannot
+    apply `scaling`."""
+    params = inspect.signature(kernel).parameters
+    kwargs: dict[str, Any] = {}
+    if "is_causal" in params:
+        kwargs["is_causal"] = False
+    if scaling is not None and "scale" in params:
+        kwargs["scale"] = scaling
+    elif scaling is not None and not math.isclose(scaling, head_dim ** -0.5, rel_tol=1e-6):
+        return None
+    return kwargs
+
+
+def vit_varlen_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    *,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    cu_seq_lens_q: torch.Tensor | None = None,
+    cu_seq_lens_k: torch.Tensor | None = None,
+    max_length_q: Any = None,
+    max_length_k: Any = None,
+    **_: Any,
+) -> tuple[torch.Tensor, None]:
+    """transformers' attention-function protocol for the vision blocks: q, k, v are [1, heads, seq, head_dim]; the
+    output is [seq, heads, head_dim]. `cu_seq_lens_q` delimits the windows (or the images, in the full blocks)."""
+    if attention_mask is not None or cu_seq_lens_q is None or query.shape[0] != 1:
+        raise ValueError(f"{NAME} serves only the vision tower's windowed attention (batch 1, cu_seq_lens given)")
+    kernel = varlen_kernel()
+    kwargs = _kernel_kwargs(kernel, scaling, query.shape[-1]) if kernel is not None else None
+    if query.is_cuda and kwargs is not None and dropout == 0.0:
+        cu_q = cu_seq_lens_q.to(torch.int32)
+        cu_k = cu_q if cu_seq_lens_k is None else cu_seq_lens_k.to(torch.int32)
+        q, k, v = (tensor[0].transpose(0, 1) for tensor in (query, key, value))  # [seq, heads, head_dim]
+        output = kernel(q, k, v, cu_q, cu_k, int(max_length_q), int(max_length_k or max_length_q), **kwargs)
+        return output, None
+    mask = block_diagonal_mask(cu_seq_lens_q, query.device)
+    output = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout, scale=scaling)
+    return output[0].transpose(0, 1), None
+
+
+def _switched(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """The vision tower's forward, with its own config switched to NAME first (the LLM's config is left alone)."""
+
+    def switched_forward(self: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+        if self.config._attn_implementation != NAME:
+            self.config._attn_implementation = NAME
+        return forward(self, *args, **kwargs)
+
+    switched_forward._codedance_vit_varlen = True  # type: ignore[attr-defined]
+    return switched_forward
+
+
+def install() -> None:
+    """Register NAME and route Qwen2.5-VL's vision tower to it in this process; idempotent.
+
+    The switch happens at the tower's first forward: from_pretrained sets every sub-config's implementation while it
+    loads, and would undo an earlier one."""
+    from transformers import AttentionInterface
+    from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as qwen
+
+    AttentionInterface.register(NAME, vit_varlen_attention)
+    tower = qwen.Qwen2_5_VisionTransformerPretrainedModel
+    if not getattr(tower.forward, "_codedance_vit_varlen", False):
+        tower.forward = _switched(tower.forward)
