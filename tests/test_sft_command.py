@@ -147,3 +147,15 @@ def test_one_model_section_a_path_shorthand_keeps_the_base_recipes_settings(tiny
 def test_training_needs_a_model_path_not_an_endpoint(dataset: Path) -> None:
     with pytest.raises(BadInput, match=r"model\.path is required"):
         load_recipe(NANO, ["model={endpoint: 'http://127.0.0.1:8000/v1'}", f"dataset.path={dataset}"])
+
+
+def test_process_backend_is_explicit_where_asked_and_gloo_on_cpu(dataset: Path) -> None:
+    """A recipe's `distributed.backend` reaches `--ddp_backend`; auto on a machine without CUDA (this one) is gloo
+    with `--use_cpu`, without which transformers would not make the processes data-parallel."""
+    nccl = load_recipe(PAPER, [f"dataset.path={dataset}", "distributed.backend=nccl"])
+    flags = _flags(swift_args(nccl, "m", Path("d.jsonl")))
+    assert flags["ddp_backend"] == ["nccl"] and "use_cpu" not in flags
+    auto = _flags(swift_args(load_recipe(PAPER, [f"dataset.path={dataset}"]), "m", Path("d.jsonl")))
+    assert auto["ddp_backend"] == ["gloo"] and auto["use_cpu"] == ["true"]  # the 7B recipe: 8 processes
+    one = load_recipe(PAPER, [f"dataset.path={dataset}", "distributed.nproc_per_node=1"])
+    assert "ddp_backend" not in _flags(swift_args(one, "m", Path("d.jsonl")))

@@ -125,6 +125,25 @@ class LoopConfig(RecipeModel):
     max_observation_images: int = Field(4, description="Images per observation returned to the model.")
 
 
+class SwiftDistributed(RecipeModel):
+    """Processes and machines of an ms-swift run, as the environment variables `swift` reads before it re-launches
+    itself under torchrun (`swift sft`, `swift rlhf`)."""
+
+    nproc_per_node: int = Field(1, ge=1, description="NPROC_PER_NODE: processes (GPUs) per machine; 1 runs without torchrun.")
+    nnodes: int = Field(1, ge=1, description="NNODES: machines in the job.")
+    node_rank: int = Field(0, ge=0, description="NODE_RANK: this machine's index (0 on the master).")
+    master_addr: str = Field("127.0.0.1", description="MASTER_ADDR: address of node 0.")
+    master_port: int = Field(29500, description="MASTER_PORT: rendezvous port on node 0.")
+    cuda_visible_devices: str | None = Field(None, description="CUDA_VISIBLE_DEVICES, e.g. '0,1,2,3'; unset leaves it alone.")
+    backend: Literal["auto", "nccl", "gloo"] = Field(
+        "auto", description="--ddp_backend of a multi-process run; auto: transformers' choice (nccl) with CUDA, gloo "
+        "without (transformers runs CPU processes side by side, not data-parallel, unless it is told gloo).")
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.nnodes
+
+
 class DataRef(RecipeModel):
     """A dataset in the trajectory format (parquet folder/file) or a public format handled by `data import`."""
 

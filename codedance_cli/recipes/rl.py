@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from codedance_cli.recipes.base import RecipeModel, StageRecipe
-from codedance_cli.recipes.common import LoopConfig, ModelSpec, SandboxConfig
+from codedance_cli.recipes.common import LoopConfig, ModelSpec, SandboxConfig, SwiftDistributed
 
 
 class RewardConfig(RecipeModel):
@@ -128,7 +128,7 @@ class VerlConfig(RecipeModel):
 
 
 class SwiftConfig(RecipeModel):
-    """Settings only ms-swift understands (`swift rlhf --rlhf_type grpo`, one machine)."""
+    """Settings only ms-swift understands (`swift rlhf --rlhf_type grpo`)."""
 
     command: str = Field("swift", description="The ms-swift launcher: a path, or a name looked up beside this Python, then on PATH.")
     train_type: Literal["full", "lora"] = Field("full", description="--tuner_type (ms-swift 4 name of train_type): full or lora.")
@@ -141,6 +141,10 @@ class SwiftConfig(RecipeModel):
     use_vllm: bool = Field(False, description="--use_vllm: vLLM colocate rollout (GPU); False uses transformers generation (works on CPU).")
     logging_steps: int = Field(1, description="--logging_steps.")
     dataloader_num_workers: int = Field(0, description="--dataloader_num_workers.")
+    distributed: SwiftDistributed = Field(
+        default_factory=SwiftDistributed,
+        description="Processes (GPUs) and machines; with several, a GRPO group's rollouts are spread over the "
+        "processes and the reward gathers them before its group and batch terms.")
     extra_args: list[str] = Field(default_factory=list, description="Further `swift rlhf` arguments appended verbatim.")
 
 

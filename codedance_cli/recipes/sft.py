@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from codedance_cli.recipes.base import RecipeModel, StageRecipe
-from codedance_cli.recipes.common import DataRef, ModelSpec
+from codedance_cli.recipes.common import DataRef, ModelSpec, SwiftDistributed
 
 
 class SftTrainConfig(RecipeModel):
@@ -55,17 +55,6 @@ class SftModelParts(RecipeModel):
     target_modules: list[str] = Field(["all-linear"], description="LoRA target modules (tuner_type: lora).")
 
 
-class SftDistributed(RecipeModel):
-    """Processes and machines, as the environment variables `swift sft` reads (torchrun under the hood)."""
-
-    nproc_per_node: int = Field(1, description="NPROC_PER_NODE: processes (GPUs) per machine; 1 runs without torchrun.")
-    nnodes: int = Field(1, description="NNODES: machines in the job.")
-    node_rank: int = Field(0, description="NODE_RANK: this machine's index (0 on the master).")
-    master_addr: str = Field("127.0.0.1", description="MASTER_ADDR: address of node 0.")
-    master_port: int = Field(29500, description="MASTER_PORT: rendezvous port on node 0.")
-    cuda_visible_devices: str | None = Field(None, description="CUDA_VISIBLE_DEVICES, e.g. '0,1,2,3'; unset leaves it alone.")
-
-
 class SftRecipe(StageRecipe):
     stage: Literal["sft"] = "sft"
     model: ModelSpec = Field(description="The model to fine-tune (path: a folder holding config.json, or a hub id), its dtype and pixel budget.")
@@ -78,7 +67,7 @@ class SftRecipe(StageRecipe):
     output_dir: Path = Field(description="Where checkpoints go; `last` links to the final one.")
     parts: SftModelParts = Field(default_factory=SftModelParts, description="Full/LoRA and frozen parts.")
     train: SftTrainConfig = Field(default_factory=SftTrainConfig, description="Optimisation settings.")
-    distributed: SftDistributed = Field(default_factory=SftDistributed, description="GPUs and machines.")
+    distributed: SwiftDistributed = Field(default_factory=SwiftDistributed, description="GPUs and machines.")
     swift_command: str = Field("swift", description="The ms-swift launcher to run (`swift` from the ms-swift package).")
     extra_args: list[str] = Field(default_factory=list, description="More `swift sft` arguments, passed as given (e.g. ['--packing', 'true']).")
     env: dict[str, str] = Field(default_factory=dict, description="More environment variables for the run.")

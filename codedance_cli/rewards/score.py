@@ -273,9 +273,14 @@ def combine(group_ids: Sequence[str], outcomes: Sequence[OutcomeScore], config: 
     return results
 
 
+async def score_outcomes(rollouts: Sequence[RolloutForReward], config: RewardConfig, judge: Judge | None = None) -> list[OutcomeScore]:
+    """The per-rollout half of the reward, judge calls overlapping."""
+    return list(await asyncio.gather(*(score_outcome(rollout, config, judge) for rollout in rollouts)))
+
+
 async def score_batch(rollouts: Sequence[RolloutForReward], config: RewardConfig, judge: Judge | None = None) -> list[RolloutReward]:
     """The reward of a GRPO batch (judge calls overlap); rollouts of one prompt share a `group_id`."""
-    outcomes = await asyncio.gather(*(score_outcome(rollout, config, judge) for rollout in rollouts))
+    outcomes = await score_outcomes(rollouts, config, judge)
     return combine([rollout.group_id for rollout in rollouts], outcomes, config)
 
 

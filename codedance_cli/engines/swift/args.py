@@ -8,12 +8,38 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codedance_cli.errors import BadInput
+from codedance_cli.recipes.common import SwiftDistributed
 from codedance_cli.recipes.model_paths import is_hub_id
 
 
 def flag(value: bool) -> str:
     """A boolean as ms-swift's argument parser spells it."""
     return "true" if value else "false"
+
+
+def distributed_env(dist: SwiftDistributed) -> dict[str, str]:
+    """The variables `swift` reads to re-launch itself under torchrun (none for one process on one machine)."""
+    env: dict[str, str] = {}
+    if dist.world_size > 1:
+        env.update(NPROC_PER_NODE=str(dist.nproc_per_node), NNODES=str(dist.nnodes), NODE_RANK=str(dist.node_rank),
+                   MASTER_ADDR=dist.master_addr, MASTER_PORT=str(dist.master_port))
+    if dist.cuda_visible_devices is not None:
+        env["CUDA_VISIBLE_DEVICES"] = dist.cuda_visible_devices
+    return env
+
+
+def ddp_backend_args(dist: SwiftDistributed) -> list[str]:
+    """`--ddp_backend` of a multi-process run. On a machine without CUDA, transformers leaves the processes
+    undistributed unless told both gloo and `--use_cpu`: each trains its own copy (it only warns "parallel_mode !=
+    ParallelMode.DISTRIBUTED"). So auto gives those two there, and leaves transformers' own choice (nccl) where there
+    is CUDA. Resolved where `codedance` runs, which is where `swift` starts its processes."""
+    if dist.world_size == 1:
+        return []
+    if dist.backend != "auto":
+        return ["--ddp_backend", dist.backend]
+    import torch
+
+    return [] if torch.cuda.is_available() else ["--ddp_backend", "gloo", "--use_cpu", "true"]
 
 
 def model_check_args(model: str) -> list[str]:

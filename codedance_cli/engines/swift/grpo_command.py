@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from codedance_cli.engines.swift.args import TrainingRun, flag, training_args
+from codedance_cli.engines.swift.args import TrainingRun, ddp_backend_args, distributed_env, flag, training_args
 from codedance_cli.recipes.rl import RlRecipe
 from codedance_cli.common.atomic import atomic_write_text
 from codedance_cli.engines.rl_files import RunFiles
@@ -59,7 +59,7 @@ def swift_args(recipe: RlRecipe, files: RunFiles) -> list[str]:
         args += ["--model_type", swift.model_type]
     if swift.template:
         args += ["--template", swift.template]
-    return args + list(swift.extra_args)
+    return args + ddp_backend_args(swift.distributed) + list(swift.extra_args)
 
 
 def swift_env(recipe: RlRecipe, files: RunFiles) -> dict[str, str]:
@@ -72,7 +72,7 @@ def swift_env(recipe: RlRecipe, files: RunFiles) -> dict[str, str]:
     }
     if recipe.reward.judge_endpoint:
         env["CODEDANCE_JUDGE_URL"] = recipe.reward.judge_endpoint
-    return env
+    return env | distributed_env(recipe.swift.distributed)
 
 
 def write_swift_files(recipe: RlRecipe, files: RunFiles) -> None:

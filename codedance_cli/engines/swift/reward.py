@@ -26,7 +26,8 @@ from swift.rewards import AsyncORM
 
 from codedance_cli.loop.grammar import rendered_rollout
 from codedance_cli.rewards.rollout_fields import OBSERVATIONS_FIELD, TURN_OFFSETS_FIELD, TURNS_FIELD
-from codedance_cli.rewards.score import RolloutForReward, RolloutReward, open_judge, parse_choices, score_batch
+from codedance_cli.engines.swift.processes import gather_across_processes
+from codedance_cli.rewards.score import RolloutForReward, RolloutReward, combine, open_judge, parse_choices, score_outcomes
 from codedance_cli.rewards.config_file import load_reward_config
 
 REWARD_LOG_ENV = "CODEDANCE_REWARD_LOG"
@@ -91,12 +92,18 @@ class CodeDanceReward(AsyncORM):
     async def __call__(self, completions: list[str], **kwargs: Any) -> list[float]:
         rollouts = rollouts_from_swift(completions, kwargs)
         async with open_judge(self.config) as judge:
-            results = await score_batch(rollouts, self.config, judge)
+            outcomes = await score_outcomes(rollouts, self.config, judge)
+        # With several processes each holds a slice of the batch, and a group's rollouts may sit in several slices:
+        # the group and batch terms are computed over everything, then each process keeps its own rows.
+        local = [(rollout.group_id, outcome) for rollout, outcome in zip(rollouts, outcomes, strict=True)]
+        everything, start = gather_across_processes(local)
+        all_results = combine([group for group, _ in everything], [outcome for _, outcome in everything], self.config)
+        results = all_results[start:start + len(rollouts)]
         for infos, result in zip(_column(kwargs, "rollout_infos", len(completions)), results, strict=True):
             if isinstance(infos, dict):  # the sample's own dict: the trainer reads the offsets from it
                 infos[TURN_OFFSETS_FIELD] = list(result.turn_offsets)
-        if self.log_path:
-            self._log(results, kwargs.get("trainer_state"))
+        if self.log_path and start == 0:  # one process writes the whole batch
+            self._log(all_results, kwargs.get("trainer_state"))
         return [result.score for result in results]
 
     def _log(self, results: list[RolloutReward], trainer_state: Any) -> None:

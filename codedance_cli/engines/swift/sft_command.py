@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codedance_cli.engines.swift.args import TrainingRun, flag, training_args
+from codedance_cli.engines.swift.args import TrainingRun, ddp_backend_args, distributed_env, flag, training_args
 from codedance_cli.recipes.common import TRAINING_MAX_PIXELS
 from codedance_cli.recipes.sft import SftRecipe
 
@@ -22,15 +22,10 @@ PLUGIN_FILE = Path(__file__).with_name("sft_plugin.py")
 
 def swift_env(recipe: SftRecipe) -> dict[str, str]:
     """Environment variables the run needs on top of the caller's."""
-    dist = recipe.distributed
     env: dict[str, str] = {"MAX_PIXELS": str(recipe.model.max_pixels or TRAINING_MAX_PIXELS)}
     if recipe.model.min_pixels is not None:
         env["MIN_PIXELS"] = str(recipe.model.min_pixels)
-    if dist.nproc_per_node > 1 or dist.nnodes > 1:
-        env.update(NPROC_PER_NODE=str(dist.nproc_per_node), NNODES=str(dist.nnodes), NODE_RANK=str(dist.node_rank),
-                   MASTER_ADDR=dist.master_addr, MASTER_PORT=str(dist.master_port))
-    if dist.cuda_visible_devices is not None:
-        env["CUDA_VISIBLE_DEVICES"] = dist.cuda_visible_devices
+    env.update(distributed_env(recipe.distributed))
     env.update(recipe.env)
     return env
 
@@ -71,6 +66,7 @@ def swift_args(recipe: SftRecipe, model: str, dataset_jsonl: Path, launcher: str
         "--attn_impl": None if train.attn_impl == "auto" else train.attn_impl,
     }
     argv += [item for name, value in optional.items() if value is not None for item in (name, str(value))]
+    argv += ddp_backend_args(recipe.distributed)
     if parts.tuner_type == "lora":
         argv += ["--lora_rank", str(parts.lora_rank), "--lora_alpha", str(parts.lora_alpha),
                  "--target_modules", *parts.target_modules]
