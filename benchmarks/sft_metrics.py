@@ -5,15 +5,27 @@ began, so `speed x step` is the time to the end of that step and the steady stat
 last step and the last warm-up step. Peak memory is ms-swift's `memory(GiB)` (torch's max reserved). What was
 computed (real tokens, samples, padded slots, ViT patches) and the time spent waiting on the dataloader come from
 the probe's lines for the same steps (benchmarks/sft_probe.py).
+
+As a command, for any `codedance sft` run made with the probe (`extra_args=[--custom_register_path,
+benchmarks/sft_probe.py]`), e.g. the multi-GPU runs of scripts/gpu_node_check.sh:
+
+    python benchmarks/sft_metrics.py RUN_DIR --model MODEL [--warmup 3] [--gpus 8]
+
+With several processes the probe records rank 0's micro-batches, so the numbers are per GPU (ranks get equal shares).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
-from sft_flops import Shape, micro_batch_flops
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sft_flops import Shape, load_shape, micro_batch_flops  # noqa: E402
 
 from codedance_cli.common.jsonl import read_records
 
@@ -69,3 +81,29 @@ def summarize(row_dir: Path, shape: Shape, warmup: int, *, vit_trained: bool = F
         "step_s": [round(elapsed_at(steps, s) - elapsed_at(steps, s - 1), 3) for s in sorted(steps) if s - 1 in steps or s == 1],
         "losses": [float(steps[s]["loss"]) for s in sorted(steps)],
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Per-GPU throughput and MFU of a probed `codedance sft` run.")
+    parser.add_argument("run_dir", type=Path, help="The run's output_dir (logging.jsonl and probe.jsonl).")
+    parser.add_argument("--model", type=Path, required=True, help="The model it trained (for the FLOP count).")
+    parser.add_argument("--warmup", type=int, default=3, help="Steps left out of the measurement.")
+    parser.add_argument("--gpus", type=int, default=1, help="GPUs of the run (for the whole-run tokens/s).")
+    parser.add_argument("--peak-tflops", type=float, default=790.0, help="Dense bf16 peak of one GPU.")
+    args = parser.parse_args(argv)
+    result = summarize(args.run_dir, load_shape(args.model), args.warmup, peak_tflops=args.peak_tflops)
+    if "error" in result:
+        print(f"{args.run_dir}: {result['error']}", file=sys.stderr)
+        return 1
+    result["gpus"] = args.gpus
+    result["tokens_per_s_all_gpus"] = (result["tokens_per_s"] or 0) * args.gpus
+    (args.run_dir / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"per GPU: {result['tokens_per_s']:,.0f} tokens/s, {result['samples_per_s']:.2f} samples/s, "
+          f"MFU {100 * result['mfu']:.1f} %, data wait {100 * result['data_wait_share']:.1f} %, peak "
+          f"{result['peak_reserved_gib']} GiB reserved; {args.gpus} GPUs: {result['tokens_per_s_all_gpus']:,.0f} tokens/s "
+          f"({result['steps_measured']} steps after {result['warmup_steps']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -41,10 +41,6 @@ from sft_profile import PROFILE_JSON, markdown
 from sft_rows import BARE, BASE_RECIPE, DEFAULT_ROWS, ROWS, SMOKE_ROWS, RunSettings, overrides, row_steps
 from sft_table import table
 
-QWEN25_VL_3B = ["--hidden-size", "2048", "--layers", "36", "--heads", "16", "--kv-heads", "2",
-                "--intermediate-size", "11008", "--padded-vocab-size", "151936", "--tie-word-embeddings",
-                "--vision-depth", "32", "--vision-hidden-size", "1280", "--vision-heads", "16",
-                "--vision-intermediate-size", "3420", "--vision-full-attention-every", "8"]
 
 
 class Clock:
@@ -81,7 +77,7 @@ def build_model(out: Path, args: argparse.Namespace) -> Path:
     if (out / "config.json").is_file():
         return out
     device = "cuda" if _cuda() else "cpu"
-    argv = [sys.executable, str(REPO / "scripts" / "make_tiny_model.py"), str(out), *QWEN25_VL_3B,
+    argv = [sys.executable, str(REPO / "scripts" / "make_tiny_model.py"), str(out), "--preset", "qwen2.5-vl-3b",
             "--dtype", args.dtype, "--device", device, "--max-pixels", str(args.pixels)]
     code, seconds = run_logged(argv, out.parent / "model.log", float("inf"))
     if code:

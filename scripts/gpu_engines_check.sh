@@ -21,7 +21,8 @@
 #   bash scripts/gpu_engines_check.sh await OUT   # follow the detached run for up to WAIT s; pack what it wrote
 # Before `start`, the staging calls of docs/gpu-staging.md install vLLM and verl into /tmp/site.
 # Knobs: ITEMS (2000 SFT items), STEPS (600 SFT steps), HELDOUT (96), RL_ITEMS (64), RL_STEPS (2), BENCH_CLIENTS
-# (transformers vllm-batch vllm), HIDDEN (512), LAYERS (8), PIXELS (200704), WAIT (560), JUDGE_ENGINE (vllm),
+# (transformers vllm-batch vllm), HIDDEN (512), LAYERS (8), PIXELS (200704), WAIT (560), VERL_GPUS (1: verl's
+# n_gpus_per_node), JUDGE_TP (1: the judge's tensor parallelism; both set by gpu_node_check.sh), JUDGE_ENGINE (vllm),
 # JUDGE_DEVICE (cuda), JUDGE_PORT (18931), JUDGE_REQUESTS (64): the judge phase also runs on CPU with transformers
 # (tests/test_gpu_scripts.py), PHASE_LIMIT (1200 s a phase under `all`). Work lands in WORK
 # (/tmp/gpu-engines), outside the checkout, so later calls that lay the tree anew keep it.
@@ -67,7 +68,8 @@ judge_check() {  # `codedance judge serve` (vLLM; JUDGE_ENGINE, JUDGE_DEVICE), a
   # not the `codedance` function: $! must be Python's pid, or the stop signal never reaches the server (gpu_lib.sh)
   $PY -m codedance_cli judge serve recipes/nano/judge.yaml --set model="$WORK/judge" --set engine="${JUDGE_ENGINE:-vllm}" \
     --set port="${JUDGE_PORT:-18931}" --set dtype=bfloat16 --set device="${JUDGE_DEVICE:-cuda}" \
-    --set gpu_memory_utilization=0.25 --set max_model_len=4096 --set startup_timeout_s=420 > "$LOGS/judge_serve.log" 2>&1 &
+    --set gpu_memory_utilization=0.25 --set max_model_len=4096 --set startup_timeout_s=420 \
+    --set tensor_parallel_size="${JUDGE_TP:-1}" > "$LOGS/judge_serve.log" 2>&1 &
   local server=$! url="" waited=0
   while ((waited < 450)) && kill -0 $server 2>/dev/null; do
     url=$(sed -n 's/^export CODEDANCE_JUDGE_URL=//p' "$LOGS/judge_serve.log")
@@ -112,7 +114,8 @@ verl_phase() {
   timed verl-probe bash scripts/gpu_vllm_stage.sh probe verl
   local smi; smi=$(gpu_memory_watch "$LOGS/verl_gpu_memory_mib.txt")
   timed verl codedance rl recipes/nano/rl_verl.yaml --set model="$WORK/sft/last" --set dataset="$WORK/rl-items" \
-    --set output_dir="$WORK/rl-verl" --set train.max_steps="${RL_STEPS:-2}" --set train.save_steps="${RL_STEPS:-2}"
+    --set output_dir="$WORK/rl-verl" --set train.max_steps="${RL_STEPS:-2}" --set train.save_steps="${RL_STEPS:-2}" \
+    --set verl.n_gpus_per_node="${VERL_GPUS:-1}"
   local status=$?
   [[ -n $smi ]] && kill "$smi" && echo "peak MiB (verl): $(sort -n "$LOGS/verl_gpu_memory_mib.txt" | tail -1)" | tee -a "$LOGS/walls.txt"
   gzip -c "$WORK/rl-verl/verl.log" > "$LOGS/verl.log.gz" 2>/dev/null

@@ -371,9 +371,22 @@ def build(out_dir: Path, args: argparse.Namespace) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+# Real Qwen2.5-VL shapes (their config.json), random init, our small tokenizer: the GPU benchmarks' models. A preset
+# sets these defaults; any flag given on the command line still wins.
+PRESETS: dict[str, dict[str, object]] = {
+    "qwen2.5-vl-3b": dict(hidden_size=2048, layers=36, heads=16, kv_heads=2, intermediate_size=11008,
+                          padded_vocab_size=151936, tie_word_embeddings=True, vision_depth=32, vision_hidden_size=1280,
+                          vision_heads=16, vision_intermediate_size=3420, vision_full_attention_every=8),
+    "qwen2.5-vl-7b": dict(hidden_size=3584, layers=28, heads=28, kv_heads=4, intermediate_size=18944,
+                          padded_vocab_size=152064, tie_word_embeddings=False, vision_depth=32, vision_hidden_size=1280,
+                          vision_heads=16, vision_intermediate_size=3420, vision_full_attention_every=8),
+}
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="A real Qwen2.5-VL shape (flags given still win).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vocab-size", type=int, default=4096, help="Upper bound on the BPE vocabulary incl. added tokens.")
     parser.add_argument("--corpus-items", type=int, default=200, help="Procedural items in the tokenizer's training text (0: generic text only).")
@@ -396,6 +409,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-pixels", type=int, default=64 * 28 * 28, help="Per-image pixel budget (64 visual tokens).")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--text-only", action="store_true", help="A text-only Qwen2 causal LM (the nano judge) on the same tokenizer.")
+    preset = parser.parse_known_args(argv)[0].preset
+    if preset:
+        parser.set_defaults(**PRESETS[preset])
     return parser.parse_args(argv)
 
 

@@ -132,3 +132,16 @@ def test_build_is_deterministic(tmp_path: Path, repo_root: Path) -> None:
     assert (out / "processor_config.json").read_bytes() == (reference / "processor_config.json").read_bytes()
     a, b = load_file(out / "model.safetensors"), load_file(reference / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_presets_give_the_real_shapes_and_flags_still_win() -> None:
+    """The GPU benchmarks build Qwen2.5-VL-3B/7B-shaped models from a preset (values from their config.json)."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_tiny_model.py"
+    spec = importlib.util.spec_from_file_location("make_tiny_model", script)
+    tiny = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tiny)
+    seven = tiny.parse_args(["out", "--preset", "qwen2.5-vl-7b"])
+    assert (seven.hidden_size, seven.layers, seven.heads, seven.kv_heads, seven.intermediate_size) == (3584, 28, 28, 4, 18944)
+    assert seven.padded_vocab_size == 152064 and not seven.tie_word_embeddings and seven.vision_depth == 32
+    three = tiny.parse_args(["out", "--preset", "qwen2.5-vl-3b", "--layers", "2"])
+    assert (three.hidden_size, three.layers, three.tie_word_embeddings) == (2048, 2, True)

@@ -9,6 +9,7 @@ line per logged step when piped, so a long run is never silent in a CI log and n
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections import deque
@@ -120,12 +121,19 @@ def run_swift(
     return log
 
 
-def error_hint(log_path: Path, lines: int = 40) -> str:
-    """The last line of the log that names an error, else its last line (cut to 300 characters)."""
+_RAISED = re.compile(r"^(?:\[rank\d+\]:\s*)?(?:[\w.]+\.)?(\w+(?:Error|Exception))(?::|$)")
+_WRAPPERS = ("ChildFailedError",)  # torchrun's report that a process failed; the process's own exception says why
+
+
+def error_hint(log_path: Path, lines: int = 200) -> str:
+    """The exception the run raised (the last `SomeError: ...` line of the log's tail, a process's own rather than
+    torchrun's wrapper), else the last line naming an error, else the last line; cut to 300 characters."""
     tail: deque[str] = deque(maxlen=lines)
     with log_path.open("r", encoding="utf-8", errors="replace") as handle:
         for line in handle:
             if line.strip():
                 tail.append(line.strip())
-    hint = next((line for line in reversed(tail) if "Error" in line or "error" in line), tail[-1] if tail else "")
+    raised = [line for line in tail if (match := _RAISED.match(line)) and match.group(1) not in _WRAPPERS]
+    named = [line for line in tail if "Error" in line or "error" in line]
+    hint = (raised or named or list(tail) or [""])[-1]
     return hint[:300]
