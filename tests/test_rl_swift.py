@@ -178,6 +178,7 @@ def test_reward_plugin_scores_a_group_through_swift_reward_code(tmp_path: Path, 
     assert failed["codedance_turn_offsets"] == pytest.approx([-0.2, 0.0])
     logged = [json.loads(line) for line in (tmp_path / "rewards.jsonl").read_text().splitlines()]
     assert [entry["tool_calls"] for entry in logged] == [1.0, 1.0, 0.0]
+    assert [entry["tool_errors"] for entry in logged] == [[], ["NameError"], []]
     load_reward_config.cache_clear()
 
 

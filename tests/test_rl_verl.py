@@ -136,7 +136,8 @@ def test_reward_function_loads_and_scores_through_verl(paper_recipe: RlRecipe, t
     assert result["tool_failed"] == 1.0 and result["tool_component"] == 0.0  # NameError: the call failed, rate 0
     assert result["score"] == pytest.approx(1.0)  # verl trains on the outcome R*a + w*f (docs/reward.md)
     assert result["tool_failures"] == "1"  # one character per call, so verl can stack the field into a batch array
-    assert all(isinstance(value, float) for key, value in result.items() if key != "tool_failures")
+    assert result["tool_errors"] == "NameError"  # what the failed calls raised, for the step statistics
+    assert all(isinstance(value, float) for key, value in result.items() if key not in ("tool_failures", "tool_errors"))
 
 
 def test_batch_reward_entry_point(tmp_path: Path) -> None:
@@ -243,6 +244,8 @@ def test_batch_terms_and_grpo_bat_through_verls_advantage_computation() -> None:
     assert stats == pytest.approx({"codedance/reward_std": scores.std(), "codedance/equal_groups": 0.0,
                                    "codedance/tool_calls": 0.75, "codedance/tool_failed": 1 / 3})
     assert batch_stats(np.array(["a", "a"]), results[:1] * 2)["codedance/equal_groups"] == 1.0
+    errors = np.array(["NameError", "", "", ""], dtype=object)  # each rollout's ERRORS_FIELD: one failed call
+    assert batch_stats(uids, results, errors)["codedance/failed/NameError"] == pytest.approx(1 / 3)
     assert data.batch["rm_scores"].sum(dim=1).tolist() == pytest.approx([1.45, 0.0, 1.0 + decay_b * 0.75, 1.0], abs=1e-6)
     assert data.batch["rm_scores"][0, 6].item() == pytest.approx(1.45)  # still at the last valid token
 

@@ -25,6 +25,10 @@ def test_a_step_line_becomes_numbers_and_one_short_line() -> None:
     assert step_text(metrics, 2) == (
         "verl: step 2/2, reward -0.200 ± 0.000, equal groups 100 %, tool calls 0.00/rollout, grad norm 0, 18.6 s"
     )
+    failing = parse_step_line(STEP_LINE.replace(
+        "timing_s/codedance/tool_calls:0.0", "timing_s/codedance/tool_calls:0.5 - timing_s/codedance/tool_failed:0.65 - "
+        "timing_s/codedance/failed/NameError:0.4 - timing_s/codedance/failed/SyntaxError:0.25"))
+    assert "tool calls 0.50/rollout, failed 65 % (most: NameError 40 %)" in step_text(failing, 2)
     assert parse_step_line("(TaskRunner pid=1) Training Progress: 50%") is None
     assert parse_step_line("'Final validation metrics: None'") is None
 

@@ -33,6 +33,7 @@ _TOOL_RESPONSE = re.compile(r"<tool_response>(.*?)</tool_response>", re.DOTALL)
 # Stripping also removes a last block cut off by the token limit (its text is still not the model's).
 _TOOL_RESPONSE_OR_TAIL = re.compile(r"<tool_response>.*?(?:</tool_response>|$)", re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_EXCEPTION_NAME = re.compile(r"\b([A-Z][A-Za-z]*(?:Error|Exception|Exit|Interrupt))\b")
 _BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
 _OPTION_LINE = re.compile(r"^\s*\(?([A-Z])\s*[).:]\s+(.+?)\s*$", re.MULTILINE)
 _OPTION_PREFIX = re.compile(r"^\s*\(?[A-Za-z]\s*[).:]\s+")
@@ -68,6 +69,25 @@ def observation_failed(text: str, *, silent_fails: bool = False) -> bool:
 def call_failures(response: str, *, silent_fails: bool = False) -> list[bool]:
     """Per tool response of a rendered rollout, in order: did that call fail?"""
     return [observation_failed(block, silent_fails=silent_fails) for block in tool_responses(response)]
+
+
+def failure_kind(text: str, *, silent_fails: bool = False) -> str | None:
+    """What a failed call's rendered response says went wrong: the exception's name (`NameError`), `timeout`,
+    `no_output` or `Error`; None for a call that worked. For counting kinds, not for deciding failure."""
+    if not observation_failed(text, silent_fails=silent_fails):
+        return None
+    named = _EXCEPTION_NAME.search(text)
+    if named:
+        return named.group(1)
+    if "timeout" in text.lower():
+        return "timeout"
+    return "Error" if "Error" in text else "no_output"
+
+
+def call_failure_kinds(response: str, *, silent_fails: bool = False) -> list[str]:
+    """The kinds of a rendered rollout's failed calls, in order (working calls left out)."""
+    kinds = (failure_kind(block, silent_fails=silent_fails) for block in tool_responses(response))
+    return [kind for kind in kinds if kind is not None]
 
 
 def answer_blocks(text: str) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from swift.rewards import AsyncORM
 
-from codedance_cli.loop.grammar import rendered_rollout
+from codedance_cli.loop.grammar import call_failure_kinds, rendered_rollout
 from codedance_cli.rewards.rollout_fields import OBSERVATIONS_FIELD, TURN_OFFSETS_FIELD, TURNS_FIELD
 from codedance_cli.engines.swift.processes import gather_across_processes
 from codedance_cli.rewards.score import RolloutForReward, RolloutReward, combine, open_judge, parse_choices, score_outcomes
@@ -95,28 +95,31 @@ class CodeDanceReward(AsyncORM):
             outcomes = await score_outcomes(rollouts, self.config, judge)
         # With several processes each holds a slice of the batch, and a group's rollouts may sit in several slices:
         # the group and batch terms are computed over everything, then each process keeps its own rows.
-        local = [(rollout.group_id, outcome) for rollout, outcome in zip(rollouts, outcomes, strict=True)]
+        silent = self.config.silent_cell_fails
+        local = [(rollout.group_id, outcome, call_failure_kinds(rollout.response, silent_fails=silent))
+                 for rollout, outcome in zip(rollouts, outcomes, strict=True)]
         everything, start = gather_across_processes(local)
-        all_results = combine([group for group, _ in everything], [outcome for _, outcome in everything], self.config)
+        all_results = combine([group for group, _, _ in everything], [outcome for _, outcome, _ in everything], self.config)
         results = all_results[start:start + len(rollouts)]
         for infos, result in zip(_column(kwargs, "rollout_infos", len(completions)), results, strict=True):
             if isinstance(infos, dict):  # the sample's own dict: the trainer reads the offsets from it
                 infos[TURN_OFFSETS_FIELD] = list(result.turn_offsets)
         if self.log_path and start == 0:  # one process writes the whole batch
-            self._log(all_results, kwargs.get("trainer_state"))
+            self._log(all_results, [kinds for _, _, kinds in everything], kwargs.get("trainer_state"))
         return [result.score for result in results]
 
-    def _log(self, results: list[RolloutReward], trainer_state: Any) -> None:
+    def _log(self, results: list[RolloutReward], error_kinds: list[list[str]], trainer_state: Any) -> None:
         step = getattr(trainer_state, "global_step", None)
         path = Path(self.log_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as handle:
-            for result in results:
+            for result, kinds in zip(results, error_kinds, strict=True):
                 record = {
                     "step": step,
                     **result.metrics(),
                     "turn_returns": result.turn_returns,
                     "turn_offsets": result.turn_offsets,
                     "format_reason": result.format_reason,
+                    "tool_errors": kinds,  # what the failed calls raised (grammar.failure_kind)
                 }
                 handle.write(json.dumps(record) + "\n")

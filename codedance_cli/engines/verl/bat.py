@@ -22,6 +22,7 @@ only a fixed list of fields when it computes advantages.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,9 +36,9 @@ from verl.utils.ray_utils import auto_await
 from codedance_cli.recipes.rl import RewardConfig
 from codedance_cli.rewards.config_file import load_reward_config
 from codedance_cli.rewards.score import RolloutReward, combine
-from codedance_cli.engines.verl.reward import FAILURES_FIELD, outcome_from_fields
+from codedance_cli.engines.verl.reward import ERRORS_FIELD, FAILURES_FIELD, outcome_from_fields
 from codedance_cli.engines.verl.command import ESTIMATOR
-from codedance_cli.engines.verl.metrics import STATS_PREFIX
+from codedance_cli.engines.verl.metrics import FAILED_KIND, STATS_PREFIX
 
 OFFSETS_KEY = "reward_baselines"  # the batch tensor verl passes to registered estimators
 PER_ROLLOUT_KEYS = ("outcome", "accuracy", "format", "is_math", "judged", "tool_component", FAILURES_FIELD)
@@ -93,19 +94,22 @@ def apply_batch_terms(data: DataProto, group_ids: Sequence[Any], config: RewardC
     return results
 
 
-def batch_stats(group_ids: Sequence[Any], results: Sequence[RolloutReward]) -> dict[str, float]:
-    """What verl does not log: the reward's spread, the share of groups with equal rewards (no GRPO signal), and the
-    tool calls a rollout made and how many failed (`engines/verl/metrics.py` reads them back)."""
+def batch_stats(group_ids: Sequence[Any], results: Sequence[RolloutReward], errors: Sequence[Any] = ()) -> dict[str, float]:
+    """What verl does not log: the reward's spread, the share of groups with equal rewards (no GRPO signal), the tool
+    calls a rollout made, how many failed, and what they raised (`errors`: each rollout's ERRORS_FIELD; a share of
+    all calls per kind, `failed/NameError`...). `engines/verl/metrics.py` reads them back."""
     scores = np.array([result.score for result in results], dtype=np.float64)
     groups: dict[str, list[float]] = {}
     for group, score in zip(group_ids, scores, strict=True):
         groups.setdefault(str(group), []).append(float(score))
     calls = sum(result.tool_calls for result in results)
+    kinds = Counter(kind for text in errors for kind in str(text).split(",") if kind)
     return {
         f"{STATS_PREFIX}reward_std": float(scores.std()) if len(scores) else 0.0,
         f"{STATS_PREFIX}equal_groups": sum(max(g) - min(g) < 1e-9 for g in groups.values()) / max(len(groups), 1),
         f"{STATS_PREFIX}tool_calls": calls / max(len(results), 1),
         f"{STATS_PREFIX}tool_failed": sum(result.tool_failed for result in results) / max(calls, 1),
+        **{f"{STATS_PREFIX}{FAILED_KIND}{kind}": count / max(calls, 1) for kind, count in kinds.items()},
     }
 
 
@@ -121,7 +125,8 @@ class CodeDanceAgentLoopManager(AgentLoopManager):
         group_ids = prompts.non_tensor_batch["uid"]
         results = apply_batch_terms(output, group_ids, load_reward_config(config_path))
         # verl copies a generated batch's "timing" dict into the step's metrics (as timing_s/...)
-        output.meta_info.setdefault("timing", {}).update(batch_stats(group_ids, results))
+        errors = output.non_tensor_batch.get(ERRORS_FIELD, ())
+        output.meta_info.setdefault("timing", {}).update(batch_stats(group_ids, results, errors))
         return output
 
 

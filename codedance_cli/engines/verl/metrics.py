@@ -18,6 +18,7 @@ from codedance_cli.engines.rl_summary import RlSummary
 
 STATS_PREFIX = "codedance/"  # keys our manager adds to the batch's timing dict
 STAT_KEY = "timing_s/" + STATS_PREFIX  # ... as they appear among verl's step metrics
+FAILED_KIND = "failed/"  # codedance/failed/<kind>: the share of all calls that failed with that kind
 _PAIR = re.compile(r"([\w/.@-]+):(?:np\.\w+\()?(-?(?:\d+(?:\.\d*)?(?:e[+-]?\d+)?|nan|inf))\)?")
 _STEP = re.compile(r"\bstep:(\d+) - ")
 
@@ -43,6 +44,11 @@ def step_text(metrics: dict[str, float], total_steps: int | None) -> str:
         parts.append(f"equal groups {100 * equal:.0f} %")
     if (calls := metrics.get(STAT_KEY + "tool_calls")) is not None:
         parts.append(f"tool calls {calls:.2f}/rollout")
+    if calls and (failed := metrics.get(STAT_KEY + "tool_failed")) is not None:
+        kinds = {key.removeprefix(STAT_KEY + FAILED_KIND): share for key, share in metrics.items()
+                 if key.startswith(STAT_KEY + FAILED_KIND)}
+        top = max(kinds, key=kinds.__getitem__) if kinds else None
+        parts.append(f"failed {100 * failed:.0f} %" + (f" (most: {top} {100 * kinds[top]:.0f} %)" if top else ""))
     if "actor/grad_norm" in metrics:
         parts.append(f"grad norm {metrics['actor/grad_norm']:.3g}")
     if "timing_s/step" in metrics:

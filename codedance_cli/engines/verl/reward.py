@@ -22,11 +22,13 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from codedance_cli.loop.grammar import call_failure_kinds
 from codedance_cli.recipes.rl import RewardConfig
 from codedance_cli.rewards.config_file import load_reward_config
 from codedance_cli.rewards.score import Judge, OutcomeScore, RolloutForReward, make_judge, open_judge, parse_choices, score_outcome
 
 FAILURES_FIELD = "tool_failures"  # one character per call: "1" failed, "0" worked
+ERRORS_FIELD = "tool_errors"  # what the failed calls raised, comma-separated (grammar.failure_kind), for the step stats
 
 _judges: dict[tuple[int, str], Judge | None] = {}
 
@@ -68,7 +70,7 @@ async def compute_score(
     """verl per-rollout entry: {"score": outcome, plus every per-rollout term} (the terms land in the batch)."""
     config = load_reward_config(reward_config)
     rollout = rollout_from_verl(data_source, solution_str, ground_truth, extra_info)
-    return outcome_fields(await score_outcome(rollout, config, _judge_for_loop(config)))
+    return outcome_fields(await score_outcome(rollout, config, _judge_for_loop(config))) | _errors_field(rollout, config)
 
 
 def compute_score_batch(
@@ -87,7 +89,12 @@ def compute_score_batch(
         async with open_judge(config) as judge:
             return list(await asyncio.gather(*(score_outcome(rollout, config, judge) for rollout in rollouts)))
 
-    return [outcome_fields(outcome) for outcome in asyncio.run(run())]
+    outcomes = asyncio.run(run())
+    return [outcome_fields(outcome) | _errors_field(rollout, config) for rollout, outcome in zip(rollouts, outcomes, strict=True)]
+
+
+def _errors_field(rollout: RolloutForReward, config: RewardConfig) -> dict[str, str]:
+    return {ERRORS_FIELD: ",".join(call_failure_kinds(rollout.response, silent_fails=config.silent_cell_fails))}
 
 
 def outcome_fields(outcome: OutcomeScore) -> dict[str, float | str]:
