@@ -81,7 +81,8 @@ def vit_varlen_attention(
     if query.is_cuda and kwargs is not None and dropout == 0.0:
         cu_q = cu_seq_lens_q.to(torch.int32)
         cu_k = cu_q if cu_seq_lens_k is None else cu_seq_lens_k.to(torch.int32)
-        q, k, v = (tensor[0].transpose(0, 1) for tensor in (query, key, value))  # [seq, heads, head_dim]
+        # [seq, heads, head_dim], made contiguous: a copy of a few MB a block, against a kernel's stride assumptions
+        q, k, v = (tensor[0].transpose(0, 1).contiguous() for tensor in (query, key, value))
         output = kernel(q, k, v, cu_q, cu_k, int(max_length_q), int(max_length_k or max_length_q), **kwargs)
         return output, None
     mask = block_diagonal_mask(cu_seq_lens_q, query.device)
