@@ -115,6 +115,10 @@ def _synchronize() -> None:
         torch.cuda.synchronize()
 
 
+def _host(event: Any) -> bool:
+    return getattr(event, "device_type", torch.autograd.DeviceType.CPU) == torch.autograd.DeviceType.CPU
+
+
 def _self_device_us(event: Any) -> float:
     return float(getattr(event, "self_device_time_total", getattr(event, "self_cuda_time_total", 0.0)) or 0.0)
 
@@ -128,9 +132,12 @@ def summarize(averages: Any, wall_s: float, steps: int, *, device: bool) -> dict
     events = list(averages)
     by_key: dict[str, Any] = {}
     for event in events:  # a range may appear twice (host and GPU-side annotation): keep the host one
-        if event.key not in by_key or getattr(event, "device_type", None) == torch.autograd.DeviceType.CPU:
+        if event.key not in by_key or _host(event):
             by_key[event.key] = event
-    kernel_s = sum(_self_device_us(event) for event in events) / 1e6
+    # kernel time once: the device-side events themselves (a host op's self device time is the same kernels again,
+    # and a range's GPU-side annotation spans its kernels)
+    kernel_s = sum(_self_device_us(event) for event in events if not _host(event)
+                   and not getattr(event, "is_user_annotation", False)) / 1e6
     ranges = {}
     optimizer = [event for key, event in by_key.items() if key.startswith(OPTIMIZER_PREFIX)]
     for key, event in [*((name, by_key.get(name)) for name in RANGES), *((e.key, e) for e in optimizer)]:
@@ -142,7 +149,9 @@ def summarize(averages: Any, wall_s: float, steps: int, *, device: bool) -> dict
         return sum(by_key[name].count for name in names if name in by_key) / steps
 
     order = (lambda e: _self_device_us(e)) if device else (lambda e: e.self_cpu_time_total)
-    top = sorted((e for e in by_key.values() if not e.key.startswith(("codedance::", "ProfilerStep"))), key=order, reverse=True)
+    # host-side operators, each with the kernels it launched itself
+    top = sorted((e for e in by_key.values() if _host(e) and not e.key.startswith(("codedance::", "ProfilerStep"))),
+                 key=order, reverse=True)
     return {
         "steps": steps, "wall_s_per_step": wall_s / steps, "device": device,
         "kernel_s_per_step": kernel_s / steps, "gpu_busy_share": kernel_s / wall_s if device and wall_s else None,
