@@ -17,6 +17,8 @@ from pathlib import Path
 from sft_profile import PROFILE_STEPS
 from sft_vit_attention import VIT_VARLEN
 
+from codedance_cli.engines.swift.frozen_vit import KEEP_ENV
+
 BASE_RECIPE = "recipes/qwen2.5-vl-7b/sft.yaml"
 MODEL_TYPE = "codedance_qwen2_5_vl"
 ACCUMULATION = 4
@@ -37,6 +39,7 @@ class Row:
     step_share: float = 1.0  # steps this row runs, as a share of --steps (a packed step holds ~4x the samples)
     vit_varlen: bool = False  # the vision tower's windows in one varlen FlashAttention call (sft_vit_attention.py)
     profile: bool = False  # torch.profiler over PROFILED steps after the warm-up (sft_profile.py); slows the row
+    vit_backward: bool = False  # ms-swift's own set-up: the frozen ViT still runs backward (engines/swift/frozen_vit.py)
 
     def env(self, warmup: int) -> dict[str, str]:
         """What the probe inside `swift sft` reads to switch this row's extras on."""
@@ -45,11 +48,15 @@ class Row:
             env[VIT_VARLEN] = "1"
         if self.profile:
             env[PROFILE_STEPS] = f"{warmup}:{PROFILED}"
+        if self.vit_backward:
+            env[KEEP_ENV] = "1"
         return env
 
 
 ROWS: dict[str, Row] = {row.name: row for row in (
     Row("baseline", f"{BASE_RECIPE} at this size: batch 1 x 4, gradient checkpointing, SDPA, 4 workers"),
+    Row("vit_backward", "as ms-swift sets it up: the frozen ViT still runs backward under checkpointing (the baseline "
+        "before codedance_cli/engines/swift/frozen_vit.py)", vit_backward=True),
     Row("liger", "--use_liger_kernel true", extra_args=("--use_liger_kernel", "true")),
     Row("no_ckpt", "gradient_checkpointing false", sets=("train.gradient_checkpointing=false",)),
     Row("batch4", "batch 4 x 1 (padded to the longest)", sets=BATCH4),
@@ -71,7 +78,7 @@ ROWS: dict[str, Row] = {row.name: row for row in (
         extra_args=("--use_liger_kernel", "true", "--padding_free", "true"), sdpa_padding_free=True, vit_varlen=True),
 )}
 BARE = "bare"  # the plain PyTorch loop (benchmarks/sft_bare_loop.py), not a `codedance sft` run
-DEFAULT_ROWS = ("baseline", BARE, "profile", "varlen", "varlen_no_ckpt", "profile_varlen_no_ckpt", "no_ckpt", "liger",
+DEFAULT_ROWS = ("baseline", BARE, "vit_backward", "profile", "varlen", "varlen_no_ckpt", "profile_varlen_no_ckpt", "no_ckpt", "liger",
                 "combined", "batch4", "padding_free", "packing", "workers8")  # the rows that explain the gap first
 SMOKE_ROWS = ("baseline", "padding_free", BARE)
 

@@ -79,6 +79,9 @@ def test_multi_node_lora_and_extra_args(dataset: Path) -> None:
     assert flags["tuner_type"] == ["lora"] and flags["lora_rank"] == ["64"] and flags["target_modules"] == ["all-linear"]
     assert flags["deepspeed"] == ["zero2"] and flags["packing"] == ["true"]
     assert "check_model" not in flags  # a hub id: ms-swift may check the download against the hub
+    # the stock type still takes our plugin file (a frozen ViT runs no backward) and no ViT recomputation
+    assert flags["external_plugins"][0].endswith("engines/swift/sft_plugin.py")
+    assert flags["vit_gradient_checkpointing"] == ["false"]
 
 
 def test_single_process_sets_no_torchrun_variables(tiny_model_dir: Path, dataset: Path) -> None:

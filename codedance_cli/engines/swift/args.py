@@ -42,6 +42,12 @@ def ddp_backend_args(dist: SwiftDistributed) -> list[str]:
     return [] if torch.cuda.is_available() else ["--ddp_backend", "gloo", "--use_cpu", "true"]
 
 
+def frozen_vit_args(freeze_vit: bool) -> list[str]:
+    """`--vit_gradient_checkpointing false` for a frozen ViT: nothing of it is trained, so nothing is recomputed
+    (engines/swift/frozen_vit.py removes its backward pass, which this flag alone does not)."""
+    return ["--vit_gradient_checkpointing", "false"] if freeze_vit else []
+
+
 def model_check_args(model: str) -> list[str]:
     """`--check_model false` for a local folder: there is no hub copy to compare it with (offline the check retries ~8 s)."""
     return ["--check_model", "false"] if Path(model).is_dir() else []

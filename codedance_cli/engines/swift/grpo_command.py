@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from codedance_cli.engines.swift.args import TrainingRun, ddp_backend_args, distributed_env, flag, training_args
+from codedance_cli.engines.swift.args import TrainingRun, ddp_backend_args, distributed_env, flag, frozen_vit_args, training_args
 from codedance_cli.recipes.rl import RlRecipe
 from codedance_cli.common.atomic import atomic_write_text
 from codedance_cli.engines.rl_files import RunFiles
@@ -59,7 +59,9 @@ def swift_args(recipe: RlRecipe, files: RunFiles) -> list[str]:
         args += ["--model_type", swift.model_type]
     if swift.template:
         args += ["--template", swift.template]
-    return args + ddp_backend_args(swift.distributed) + list(swift.extra_args)
+    # ms-swift freezes the ViT unless told otherwise (`--freeze_vit true`; extra_args may say `false`, which still works,
+    # with the tower not checkpointed)
+    return args + frozen_vit_args(True) + ddp_backend_args(swift.distributed) + list(swift.extra_args)
 
 
 def swift_env(recipe: RlRecipe, files: RunFiles) -> dict[str, str]:

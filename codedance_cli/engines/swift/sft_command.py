@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codedance_cli.engines.swift.args import TrainingRun, ddp_backend_args, distributed_env, flag, training_args
+from codedance_cli.engines.swift.args import TrainingRun, ddp_backend_args, distributed_env, flag, frozen_vit_args, training_args
 from codedance_cli.recipes.common import TRAINING_MAX_PIXELS
 from codedance_cli.recipes.sft import SftRecipe
 
-PLUGIN_PREFIX = "codedance_"  # model types / templates registered by our plugin file, not built into ms-swift
 PLUGIN_FILE = Path(__file__).with_name("sft_plugin.py")
 
 
@@ -58,8 +57,8 @@ def swift_args(recipe: SftRecipe, model: str, dataset_jsonl: Path, launcher: str
         "--max_grad_norm", repr(train.max_grad_norm),
         "--save_only_model", flag(train.save_only_model),
     ]  # fmt: skip
-    if recipe.model_type.startswith(PLUGIN_PREFIX) or recipe.template.startswith(PLUGIN_PREFIX):
-        argv += ["--external_plugins", str(PLUGIN_FILE)]
+    argv += ["--external_plugins", str(PLUGIN_FILE)]  # our model type (CPU) and the frozen-ViT fix (all types)
+    argv += frozen_vit_args(parts.freeze_vit)
     optional = {
         "--save_total_limit": train.save_total_limit,
         "--deepspeed": None if train.deepspeed == "none" else train.deepspeed,
