@@ -223,6 +223,8 @@ def test_nano_recipe_trains_two_grpo_steps_on_cpu(tiny_model_dir: Path, tmp_path
     assert processor_config["processor_class"] == "Qwen2_5_VLProcessor" and "video_processor" in processor_config
     summary = json.loads((out / "rl_summary.json").read_text())  # what the demo checks: was there a learning signal?
     assert summary["steps"] == 2 and set(summary) >= {"first_reward", "last_reward_std", "mean_frac_reward_zero_std", "trained"}
+    assert set(summary["tools"]) == {"calls_per_rollout", "failed_share", "failure_kinds"}  # from rewards.jsonl
+    assert "tool calls a rollout: " in result.stdout
     assert "GRPO steps: 2" in result.stdout
     assert "swift rlhf: step 2/2, reward " in result.stderr  # piped: one plain line per step, from logging.jsonl
     assert "'global_step/max_steps'" not in result.stdout + result.stderr  # ms-swift's own printout stays in swift.log

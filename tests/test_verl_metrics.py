@@ -49,3 +49,10 @@ def test_summary_from_the_file_logger_says_when_nothing_was_learnt(tmp_path: Pat
     assert (trained.steps, trained.last_reward, trained.last_reward_std, trained.max_grad_norm) == (2, 0.4, 0.5, 0.31)
     assert trained.mean_frac_reward_zero_std == (1.0 + 0.25) / 2
     assert summarize_verl_metrics(tmp_path / "missing.jsonl") is None
+    calls = {"timing_s/codedance/tool_calls": 0.5, "timing_s/codedance/tool_failed": 0.6,
+             "timing_s/codedance/failed/NameError": 0.4, "timing_s/codedance/failed/SyntaxError": 0.2}
+    path.write_text(json.dumps({"step": 1, "data": {**learning, **calls}}) + "\n")
+    tools = summarize_verl_metrics(path).tools  # what the run's calls did, in rl_summary.json and its last lines
+    assert tools is not None and (tools.calls_per_rollout, tools.failed_share) == (0.5, 0.6)
+    assert list(tools.failure_kinds) == ["NameError", "SyntaxError"]
+    assert "failed: 60 % (most: NameError, 40 % of calls)" in tools.line()

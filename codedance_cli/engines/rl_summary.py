@@ -8,12 +8,40 @@ checkpoint as if it had learned. Each engine reads its own log into this summary
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from codedance_cli.common.atomic import atomic_write_text
+
+
+@dataclass
+class ToolCallStats:
+    """The run's tool calls: how many a rollout, the share that failed, and the share of calls per failure kind
+    (`NameError`, `timeout`...: loop/grammar.py's failure_kind), so a run whose calls mostly break says so."""
+
+    calls_per_rollout: float
+    failed_share: float
+    failure_kinds: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_rollouts(cls, records: list[dict[str, Any]]) -> ToolCallStats | None:
+        """From per-rollout reward records (`tool_calls`, `tool_failed`, `tool_errors`); None without any."""
+        records = [record for record in records if "tool_calls" in record]
+        if not records:
+            return None
+        calls = sum(float(record["tool_calls"]) for record in records)
+        kinds = Counter(kind for record in records for kind in record.get("tool_errors") or [])
+        return cls(calls_per_rollout=calls / len(records),
+                   failed_share=sum(float(record.get("tool_failed", 0)) for record in records) / calls if calls else 0.0,
+                   failure_kinds={kind: count / calls for kind, count in kinds.most_common()} if calls else {})
+
+    def line(self) -> str:
+        top = next(iter(self.failure_kinds.items()), None)
+        most = f" (most: {top[0]}, {100 * top[1]:.0f} % of calls)" if top else ""
+        return f"tool calls a rollout: {self.calls_per_rollout:.2f}; failed: {100 * self.failed_share:.0f} %{most}"
 
 
 @dataclass
@@ -25,6 +53,7 @@ class RlSummary:
     last_reward_std: float
     mean_frac_reward_zero_std: float
     max_grad_norm: float
+    tools: ToolCallStats | None = None
 
     @classmethod
     def from_steps(
@@ -59,6 +88,7 @@ class RlSummary:
             f"reward mean/std: first step {self.first_reward:.3f} / {self.first_reward_std:.3f}, "
             f"last step {self.last_reward:.3f} / {self.last_reward_std:.3f}",
             f"groups with equal rewards (mean over steps): {100 * self.mean_frac_reward_zero_std:.0f} %; max grad norm {self.max_grad_norm:.4g}",
+            *([self.tools.line()] if self.tools else []),
             verdict,
         ]
 

@@ -68,7 +68,7 @@ class SwiftGrpo:
 
     def report(self, files: RunFiles) -> list[str]:
         """Whether GRPO had anything to learn from, kept in rl_summary.json (the demo checks it)."""
-        summary = summarize_swift_log(files.checkpoints / "logging.jsonl")
+        summary = summarize_swift_log(files.checkpoints / "logging.jsonl", files.reward_log)
         if summary is None:
             return []
         write_summary(summary, files.root / "rl_summary.json")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from codedance_cli.common.jsonl import read_records
-from codedance_cli.engines.rl_summary import RlSummary
+from codedance_cli.engines.rl_summary import RlSummary, ToolCallStats
 
 STATS_PREFIX = "codedance/"  # keys our manager adds to the batch's timing dict
 STAT_KEY = "timing_s/" + STATS_PREFIX  # ... as they appear among verl's step metrics
@@ -63,10 +63,33 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 def summarize_verl_metrics(path: Path) -> RlSummary | None:
     """The run summary from verl's metrics file; None when no training step was logged."""
-    return RlSummary.from_steps(
-        read_metrics(path), reward="critic/score/mean", grad_norm="actor/grad_norm",
+    steps = read_metrics(path)
+    summary = RlSummary.from_steps(
+        steps, reward="critic/score/mean", grad_norm="actor/grad_norm",
         reward_std=lambda entry: float(entry.get(STAT_KEY + "reward_std", 0.0)), equal_groups=_equal_groups,
     )
+    if summary is not None:
+        summary.tools = tool_stats(steps)
+    return summary
+
+
+def tool_stats(steps: list[dict[str, Any]]) -> ToolCallStats | None:
+    """Our manager's per-step tool statistics, averaged over the steps that have them."""
+    steps = [entry for entry in steps if STAT_KEY + "tool_calls" in entry]
+    if not steps:
+        return None
+    kinds: dict[str, float] = {}
+    for entry in steps:
+        for key, share in entry.items():
+            if key.startswith(STAT_KEY + FAILED_KIND):
+                kind = key.removeprefix(STAT_KEY + FAILED_KIND)
+                kinds[kind] = kinds.get(kind, 0.0) + float(share) / len(steps)
+
+    def mean(key: str) -> float:
+        return sum(float(entry.get(STAT_KEY + key, 0.0)) for entry in steps) / len(steps)
+
+    return ToolCallStats(calls_per_rollout=mean("tool_calls"), failed_share=mean("tool_failed"),
+                         failure_kinds=dict(sorted(kinds.items(), key=lambda item: -item[1])))
 
 
 def _equal_groups(entry: dict[str, Any]) -> float:
