@@ -4,7 +4,7 @@ With gradient checkpointing on, ms-swift calls transformers' `enable_input_requi
 transformers 5 that hooks the input embeddings of every sub-model, the vision tower's patch embedding included, so the
 ViT's activations require grad even when every ViT weight is frozen (the paper's recipe, `freeze_vit: true`). Autograd
 then runs the ViT's backward (its gradients reach nothing) and, with the tower checkpointed too, its forward again.
-On the nano model, profiled at 4 micro-batches a step, that was 31 attention backward calls a step instead of the
+On the nano model, profiled over two steps, that was 31 attention backward calls a step instead of the
 LLM's 6 (tests/test_swift_frozen_vit.py checks it); on a Qwen2.5-VL-sized ViT it is 32 blocks over ~10k patches a
 sample. ms-swift's own switch (`--vit_gradient_checkpointing
 false`) removes the recomputation but not the backward: the hook sits on the model, not on the tower.
