@@ -16,7 +16,9 @@
 # Wheels the device lacks (ms-swift, deepspeed built here as a pure-Python wheel, their needs) travel in .whl/
 # (bash scripts/gpu_wheels.sh). Knobs: GPUS, SHAPE (qwen2.5-vl-7b | qwen2.5-vl-3b), ZERO (zero3 | zero2 | none),
 # STEPS (60 SFT steps), ACCUM (4 micro-batches a GPU a step), ITEMS (600 procedural items), PIXELS (1003520),
-# RL_STEPS (4), EVAL_ITEMS (8), WAIT (560). Work lands in WORK (/tmp/gpu-node), outside the checkout.
+# RL_STEPS (4), RL_ITEMS (64), RL_TOKENS (256 a turn), RL_DTYPE (bfloat16), GRPO_MODEL (a 25M model built on the spot),
+# MASTER_PORT (29517), EVAL_ITEMS (8), WAIT (560). Work lands in WORK (/tmp/gpu-node), outside the checkout. The grpo
+# phase also runs on CPU (tests/test_gpu_scripts.py: GPUS=2, gloo).
 set -uo pipefail
 PHASE=${1:?sft, grpo, engines, all, start or await}
 OUT_DIR=${2:-${OUT:-/tmp/gpu-node-out}}
@@ -63,15 +65,17 @@ sft_phase() {
 }
 
 grpo_phase() {  # several ms-swift GRPO processes; a random model scores -0.2 everywhere: this checks the path, not learning
-  [[ -f $WORK/grpo-model/config.json ]] || $PY scripts/make_tiny_model.py "$WORK/grpo-model" --hidden-size 512 --layers 8 \
+  local model=${GRPO_MODEL:-$WORK/grpo-model} steps=${RL_STEPS:-4}
+  [[ -f $model/config.json ]] || $PY scripts/make_tiny_model.py "$model" --hidden-size 512 --layers 8 \
     --heads 8 --vision-depth 4 --vision-hidden-size 256 --vision-heads 4 --dtype bfloat16 > "$LOGS/grpo_model.txt"
-  [[ -d $WORK/rl-items ]] || codedance synth recipes/nano/synth.yaml --set num_items=64 --set seed=300 \
+  [[ -d $WORK/rl-items ]] || codedance synth recipes/nano/synth.yaml --set num_items="${RL_ITEMS:-64}" --set seed=300 \
     --set output="$WORK/rl-items" > "$LOGS/rl_items.log" 2>&1 || return
-  local steps=${RL_STEPS:-4}
-  timed grpo codedance rl recipes/nano/rl.yaml --set model="$WORK/grpo-model" --set dataset="$WORK/rl-items" \
-    --set output_dir="$WORK/grpo" --set model.dtype=bfloat16 --set limit=$((steps * 2 * GPUS)) \
+  # 2 prompts x 4 rollouts a process a step: the group of a prompt may span processes (the reward gathers them)
+  timed grpo codedance rl recipes/nano/rl.yaml --set model="$model" --set dataset="$WORK/rl-items" \
+    --set output_dir="$WORK/grpo" --set model.dtype="${RL_DTYPE:-bfloat16}" --set limit=$((steps * 2 * GPUS)) \
     --set train.max_steps="$steps" --set train.save_steps="$steps" --set swift.per_device_train_batch_size=8 \
-    --set swift.max_completion_length=256 --set sandbox.workers=8 --set swift.distributed.nproc_per_node="$GPUS"
+    --set swift.max_completion_length="${RL_TOKENS:-256}" --set sandbox.workers=8 \
+    --set swift.distributed.nproc_per_node="$GPUS" --set swift.distributed.master_port="${MASTER_PORT:-29517}"
   local status=$?
   cp "$WORK/grpo/rl_summary.json" "$LOGS/grpo_summary.json" 2>/dev/null
   gzip -c "$WORK/grpo/swift.log" > "$LOGS/grpo_swift.log.gz" 2>/dev/null

@@ -4,11 +4,13 @@ On the H200 (2026-12-03) the judge phase of `scripts/gpu_engines_check.sh` answe
 returned: it started `codedance judge serve` through a shell function in the background, so `kill -INT $!` reached
 a bash subshell (which ignores SIGINT, as background jobs of scripts do) and never the server. The verl phase behind
 it never started and the call's device time ran out. The judge phase runs here with the transformers engine, so the
-same break shows on CPU as a test that does not end.
+same break shows on CPU as a test that does not end. The multi-GPU node check's GRPO phase runs here too, with two
+CPU processes.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -80,3 +82,17 @@ def test_a_phase_past_phase_limit_is_stopped_with_its_server(tmp_path):
     time.sleep(1)
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0, "the judge server outlived its phase"
+
+
+def test_node_check_grpo_phase_runs_two_processes(tmp_path, tiny_model_dir):
+    """scripts/gpu_node_check.sh's multi-process GRPO phase (issue 19), with GPUS=2 on CPU: two gloo processes."""
+    work = tmp_path / "work"
+    env = {
+        "PYTHON": sys.executable, "WORK": str(work), "GPUS": "2", "GRPO_MODEL": str(tiny_model_dir), "RL_STEPS": "1",
+        "RL_ITEMS": "8", "RL_TOKENS": "24", "RL_DTYPE": "float32", "MASTER_PORT": str(free_port()),
+    }
+    done = bash(f"bash scripts/gpu_node_check.sh grpo {tmp_path / 'out'}", timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "grpo wall s:" in (work / "out" / "walls.txt").read_text()
+    assert json.loads((work / "out" / "grpo_summary.json").read_text())["steps"] == 1
+    assert "world_size: 2" in (work / "grpo" / "swift.log").read_text()
