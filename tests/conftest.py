@@ -40,6 +40,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny random Qwen2.5-VL."""
     return _built_model("CODEDANCE_TINY_MODEL", "tiny-qwen2.5-vl", [], tmp_path_factory)
 
+@pytest.fixture(scope="session")
+def nano_items(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight procedural nano items (`codedance synth`), for the tests that need a short real training run."""
+    data = tmp_path_factory.mktemp("nano_items") / "items"
+    made = run_codedance("synth", REPO_ROOT / "recipes" / "nano" / "synth.yaml", "--set", "num_items=8",
+                         "--set", f"output={data}", timeout=300)
+    assert made.returncode == 0, made.stderr[-2000:]
+    return data
+
+
 
 @pytest.fixture(scope="session")
 def tiny_judge_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -20,15 +20,6 @@ from conftest import REPO_ROOT, run_codedance  # noqa: E402
 BACKWARD = "aten::_scaled_dot_product_flash_attention_for_cpu_backward"
 
 
-@pytest.fixture(scope="module")
-def items(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("frozen_vit") / "items"
-    made = run_codedance("synth", REPO_ROOT / "recipes" / "nano" / "synth.yaml", "--set", "num_items=8",
-                         "--set", f"output={data}", timeout=300)
-    assert made.returncode == 0, made.stderr[-2000:]
-    return data
-
-
 def _run(tiny_model_dir: Path, items: Path, out: Path, keep: bool) -> tuple[dict, list[dict]]:
     env = {"CODEDANCE_PROFILE_STEPS": "1:2", "PYTHONPATH": str(REPO_ROOT / "benchmarks"),
            **({"CODEDANCE_KEEP_VIT_BACKWARD": "1"} if keep else {})}
@@ -47,9 +38,9 @@ def _calls(profile: dict, op: str) -> float:
     return next((entry["calls_per_step"] for entry in profile["top_ops"] if entry["op"] == op), 0.0)
 
 
-def test_frozen_encoder_skips_its_backward_and_keeps_the_gradients(tiny_model_dir: Path, items: Path, tmp_path: Path) -> None:
-    kept, kept_steps = _run(tiny_model_dir, items, tmp_path / "kept", keep=True)
-    ours, our_steps = _run(tiny_model_dir, items, tmp_path / "ours", keep=False)
+def test_frozen_encoder_skips_its_backward_and_keeps_the_gradients(tiny_model_dir: Path, nano_items: Path, tmp_path: Path) -> None:
+    kept, kept_steps = _run(tiny_model_dir, nano_items, tmp_path / "kept", keep=True)
+    ours, our_steps = _run(tiny_model_dir, nano_items, tmp_path / "ours", keep=False)
     llm_calls = 2 * 2  # 2 LLM layers x 2 micro-batches a step: the only attention that still runs backward
     assert _calls(ours, BACKWARD) == llm_calls
     assert _calls(kept, BACKWARD) > llm_calls  # ms-swift's set-up: the frozen ViT's attention runs backward too

@@ -83,15 +83,6 @@ def test_grpo_reward_gathers_groups_split_across_processes(tmp_path: Path) -> No
     assert [entry["tool_calls"] for entry in logged] == [1.0, 1.0, 0.0]  # the whole batch, once, from rank 0
 
 
-@pytest.fixture(scope="module")
-def nano_items(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("processes") / "items"
-    made = run_codedance("synth", REPO_ROOT / "recipes" / "nano" / "synth.yaml", "--set", "num_items=8",
-                         "--set", f"output={data}", timeout=300)
-    assert made.returncode == 0, made.stderr[-2000:]
-    return data
-
-
 def _data_parallel(log: str) -> bool:
     """What swift.log shows of a data-parallel CPU run: gloo and --use_cpu passed, two ranks, and not transformers'
     warning that the processes are not distributed (each would train its own copy)."""
