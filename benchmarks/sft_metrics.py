@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sft_flops import Shape, load_shape, micro_batch_flops  # noqa: E402
 
-from codedance_cli.common.jsonl import read_records
+from codedance_cli.common.atomic import atomic_write_text  # noqa: E402
+from codedance_cli.common.jsonl import read_records  # noqa: E402
 
 
 def swift_steps(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     result["gpus"] = args.gpus
     result["tokens_per_s_all_gpus"] = (result["tokens_per_s"] or 0) * args.gpus
-    (args.run_dir / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.run_dir / "throughput.json", json.dumps(result, indent=2) + "\n")
     print(f"per GPU: {result['tokens_per_s']:,.0f} tokens/s, {result['samples_per_s']:.2f} samples/s, "
           f"MFU {100 * result['mfu']:.1f} %, data wait {100 * result['data_wait_share']:.1f} %, peak "
           f"{result['peak_reserved_gib']} GiB reserved; {args.gpus} GPUs: {result['tokens_per_s_all_gpus']:,.0f} tokens/s "

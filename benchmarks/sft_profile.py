@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from codedance_cli.common.atomic import atomic_write_text
+
 PROFILE_STEPS = "CODEDANCE_PROFILE_STEPS"  # "W:N": skip W optimizer steps, profile the next N
 PROFILE_JSON = "profile.json"
 RANGES = {  # our range name -> the module it wraps (suffix of its name in model.named_modules(); "" is the model)
@@ -188,8 +190,6 @@ def markdown(summary: dict[str, Any]) -> str:
 
 
 def write_summary(summary: dict[str, Any], out_dir: Path) -> None:
-    """profile.json and profile.md, each written whole (temp file, then rename)."""
-    for name, text in ((PROFILE_JSON, json.dumps(summary, indent=2) + "\n"), ("profile.md", markdown(summary) + "\n")):
-        partial = out_dir / (name + ".part")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(out_dir / name)
+    """profile.json and profile.md, each written whole."""
+    atomic_write_text(out_dir / PROFILE_JSON, json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out_dir / "profile.md", markdown(summary) + "\n")

@@ -45,8 +45,7 @@ def step_text(metrics: dict[str, float], total_steps: int | None) -> str:
     if (calls := metrics.get(STAT_KEY + "tool_calls")) is not None:
         parts.append(f"tool calls {calls:.2f}/rollout")
     if calls and (failed := metrics.get(STAT_KEY + "tool_failed")) is not None:
-        kinds = {key.removeprefix(STAT_KEY + FAILED_KIND): share for key, share in metrics.items()
-                 if key.startswith(STAT_KEY + FAILED_KIND)}
+        kinds = failure_shares(metrics)
         top = max(kinds, key=kinds.__getitem__) if kinds else None
         parts.append(f"failed {100 * failed:.0f} %" + (f" (most: {top} {100 * kinds[top]:.0f} %)" if top else ""))
     if "actor/grad_norm" in metrics:
@@ -54,6 +53,12 @@ def step_text(metrics: dict[str, float], total_steps: int | None) -> str:
     if "timing_s/step" in metrics:
         parts.append(f"{metrics['timing_s/step']:.1f} s")
     return ", ".join(parts)
+
+
+def failure_shares(metrics: dict[str, Any]) -> dict[str, float]:
+    """One step's share of calls per failure kind (`codedance/failed/<kind>`), by kind."""
+    prefix = STAT_KEY + FAILED_KIND
+    return {key.removeprefix(prefix): float(share) for key, share in metrics.items() if key.startswith(prefix)}
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -80,10 +85,8 @@ def tool_stats(steps: list[dict[str, Any]]) -> ToolCallStats | None:
         return None
     kinds: dict[str, float] = {}
     for entry in steps:
-        for key, share in entry.items():
-            if key.startswith(STAT_KEY + FAILED_KIND):
-                kind = key.removeprefix(STAT_KEY + FAILED_KIND)
-                kinds[kind] = kinds.get(kind, 0.0) + float(share) / len(steps)
+        for kind, share in failure_shares(entry).items():
+            kinds[kind] = kinds.get(kind, 0.0) + share / len(steps)
 
     def mean(key: str) -> float:
         return sum(float(entry.get(STAT_KEY + key, 0.0)) for entry in steps) / len(steps)

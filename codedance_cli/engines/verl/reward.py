@@ -25,7 +25,7 @@ from typing import Any
 from codedance_cli.loop.grammar import call_failure_kinds
 from codedance_cli.recipes.rl import RewardConfig
 from codedance_cli.rewards.config_file import load_reward_config
-from codedance_cli.rewards.score import Judge, OutcomeScore, RolloutForReward, make_judge, open_judge, parse_choices, score_outcome
+from codedance_cli.rewards.score import Judge, OutcomeScore, RolloutForReward, make_judge, open_judge, parse_choices, score_outcome, score_outcomes
 
 FAILURES_FIELD = "tool_failures"  # one character per call: "1" failed, "0" worked
 ERRORS_FIELD = "tool_errors"  # what the failed calls raised, comma-separated (grammar.failure_kind), for the step stats
@@ -87,7 +87,7 @@ def compute_score_batch(
 
     async def run() -> list[OutcomeScore]:
         async with open_judge(config) as judge:
-            return list(await asyncio.gather(*(score_outcome(rollout, config, judge) for rollout in rollouts)))
+            return await score_outcomes(rollouts, config, judge)
 
     outcomes = asyncio.run(run())
     return [outcome_fields(outcome) | _errors_field(rollout, config) for rollout, outcome in zip(rollouts, outcomes, strict=True)]
