@@ -13,9 +13,9 @@ With CODEDANCE_SDPA_PADDING_FREE=1 it also lets `--padding_free` / `--packing` r
 [3, 1, T]), from which transformers' Qwen2.5-VL builds a block-diagonal causal mask for SDPA, so each packed sample
 attends only to itself (tests/test_sft_sdpa_padding_free.py checks the logits equal those of each sample alone).
 
-Two more switches, for the rows that explain the numbers: CODEDANCE_PROFILE_STEPS="W:N" profiles optimizer steps
-W+1 .. W+N with torch.profiler (benchmarks/sft_profile.py), and CODEDANCE_VIT_VARLEN=1 runs the vision tower's
-windowed attention as one variable-length FlashAttention call a block (benchmarks/sft_vit_attention.py).
+One more switch, for the rows that explain the numbers: CODEDANCE_PROFILE_STEPS="W:N" profiles optimizer steps
+W+1 .. W+N with torch.profiler (benchmarks/sft_profile.py). (The varlen rows need no switch here: they set the
+recipe's `train.vit_attention: varlen`, which our own plug-in file applies.)
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ SDPA_PADDING_FREE = "CODEDANCE_SDPA_PADDING_FREE"
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # ms-swift imports this file by path: its siblings next
 
 from sft_profile import PROFILE_STEPS, StepProfiler, parse_window  # noqa: E402
-from sft_vit_attention import VIT_VARLEN  # noqa: E402
 
 
 def batch_counts(batch: dict[str, Any]) -> dict[str, Any]:
@@ -161,10 +160,6 @@ def install() -> None:
         Trainer.get_batch_samples = _probed(Trainer.get_batch_samples)
     if os.environ.get(SDPA_PADDING_FREE) == "1":
         enable_sdpa_padding_free()
-    if os.environ.get(VIT_VARLEN) == "1":
-        import sft_vit_attention
-
-        sft_vit_attention.install()
 
 
 install()

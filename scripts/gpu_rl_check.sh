@@ -22,7 +22,9 @@
 # (the families RL samples from; default all but charts, where SFT's pass rate is 0 so every group is equal and
 # carries no gradient), STEPS (1000 SFT steps), RL_STEPS (40), RL_LR (2e-5), ROLLOUTS (8 a prompt), RL_BATCH (32
 # completions a step), TURNS (4),
-# COMPLETION (512 tokens a turn), PIXELS (200704), HIDDEN (512), LAYERS (8), DEVICE (cuda), DTYPE (bfloat16),
+# COMPLETION (512 tokens a turn), RL_SAVE (save every RL_SAVE steps; RL_STEPS), RL_UNTIL (seconds after the run
+# began at which unfinished RL runs are stopped, so that the eval still fits the session's device time; the eval then
+# takes each run's newest saved checkpoint and walls.txt names its step), PIXELS (200704), HIDDEN (512), LAYERS (8), DEVICE (cuda), DTYPE (bfloat16),
 # EVAL_CONCURRENCY (96), WAIT (560 s that `start`/`await` follow the run). Everything lands in WORK (/tmp/gpu-rl),
 # outside the checkout, so a later device call that lays the tree anew does not wipe it.
 set -euo pipefail
@@ -80,29 +82,47 @@ synth_eval_items() {  # the held-out set and the RL items (seeds apart from SFT'
 }
 
 rl_run() {  # rl_run VARIANT-sSEED
-  local run=$1 variant=${1%-s*} seed=${1##*-s} reward
+  local run=$1 variant=${1%-s*} seed=${1##*-s} reward status=0
   reward=$(variant_reward "$variant")
   # shellcheck disable=SC2086  # the reward settings are several words on purpose
   codedance rl recipes/nano/rl.yaml --set model="$WORK/sft-tool/last" --set dataset="$WORK/rl-items" \
     --set output_dir="$WORK/rl-$run" --set limit="${RL_ITEMS:-512}" \
     --set loop.prompt_version=codedance-v1 --set loop.max_turns="${TURNS:-4}" \
     --set sandbox.workers=8 --set sandbox.timeout_s=10 \
-    --set train.max_steps="${RL_STEPS:-40}" --set train.save_steps="${RL_STEPS:-40}" --set train.epochs=10 \
+    --set train.max_steps="${RL_STEPS:-40}" --set train.save_steps="${RL_SAVE:-${RL_STEPS:-40}}" --set train.epochs=10 \
     --set train.rollout_n="${ROLLOUTS:-8}" --set train.learning_rate="${RL_LR:-2e-5}" --set train.seed="$seed" \
     --set swift.per_device_train_batch_size="${RL_BATCH:-32}" \
     --set swift.max_completion_length="${COMPLETION:-512}" --set swift.max_length=8192 \
-    $reward || return  # errexit is off under `timed`
-  cp "$WORK/rl-$run/checkpoints/logging.jsonl" "$LOGS/rl_${run}_logging.jsonl"
-  gzip -c "$WORK/rl-$run/rewards.jsonl" > "$LOGS/rl_${run}_rewards.jsonl.gz"
+    $reward || status=$?  # errexit is off under `timed`; a run stopped at RL_UNTIL still leaves its logs
+  cp "$WORK/rl-$run/checkpoints/logging.jsonl" "$LOGS/rl_${run}_logging.jsonl" 2>/dev/null || true
+  [[ -f $WORK/rl-$run/rewards.jsonl ]] && gzip -c "$WORK/rl-$run/rewards.jsonl" > "$LOGS/rl_${run}_rewards.jsonl.gz"
+  return "$status"
+}
+
+stop_rl_at() {  # stop_rl_at SECONDS: SIGTERM every RL process (codedance rl and ms-swift under it) at that script time
+  local left=$(($1 - SECONDS))
+  ((left > 0)) && sleep "$left"
+  echo "RL_UNTIL=$1 s reached: stopping the RL runs still going" | tee -a "$LOGS/walls.txt"
+  pkill -TERM -f "$WORK/rl-" || true
+}
+
+rl_checkpoint() {  # rl_checkpoint NAME: what a run left to evaluate: `last`, else its newest checkpoint-N
+  local last=$WORK/rl-$1/last newest
+  [[ -e $last ]] && { echo "$last"; return; }
+  newest=$(for dir in "$WORK/rl-$1"/checkpoints/checkpoint-*/; do [[ -d $dir ]] && echo "${dir%/}"; done \
+           | awk -F- '{print $NF, $0}' | sort -n | tail -1 | cut -d' ' -f2-)
+  [[ -n $newest ]] && echo "$newest"
 }
 
 rl() {
-  local smi pids=() run
+  local smi pids=() run stopper=
   smi=$(gpu_memory_watch "$LOGS/rl_gpu_memory_mib.txt")
   for run in $RUNS; do
     timed "rl-$run" rl_run "$run" & pids+=($!)
   done
+  if [[ -n ${RL_UNTIL:-} ]]; then stop_rl_at "$RL_UNTIL" & stopper=$!; fi
   together "${pids[@]}" || true  # a failed variant is reported in walls.txt; the others still get evaluated
+  [[ -n $stopper ]] && kill "$stopper" 2>/dev/null || true
   if [[ -n $smi ]]; then
     kill "$smi"
     echo "peak MiB (all RL runs at once): $(sort -n "$LOGS/rl_gpu_memory_mib.txt" | tail -1)" | tee -a "$LOGS/walls.txt"
@@ -116,9 +136,10 @@ evaluate() {  # SFT and every RL checkpoint through the tool loop on the held-ou
                 --set loop.concurrency="${EVAL_CONCURRENCY:-96}" --set sandbox.workers=8 --set mode=tool)
   local pids=() name
   for name in sft $RUNS; do
-    local path="$WORK/rl-$name/last"
-    [[ $name == sft ]] && path="$WORK/sft-tool/last"
-    [[ -e $path ]] || { echo "eval-$name: no checkpoint at $path" | tee -a "$LOGS/walls.txt"; continue; }
+    local path
+    if [[ $name == sft ]]; then path=$WORK/sft-tool/last; else path=$(rl_checkpoint "$name"); fi
+    [[ -n $path && -e $path ]] || { echo "eval-$name: no checkpoint for $name" | tee -a "$LOGS/walls.txt"; continue; }
+    echo "eval-$name: $path" | tee -a "$LOGS/walls.txt"
     timed "eval-$name" codedance eval recipes/nano/eval.yaml "${common[@]}" --set model.path="$path" \
       --set output_dir="$WORK/eval-$name" & pids+=($!)
   done

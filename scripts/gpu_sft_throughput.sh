@@ -10,8 +10,8 @@
 #   bash scripts/gpu_sft_throughput.sh all OUT              # in the foreground
 # Wheels the device lacks (ms-swift and its needs, liger-kernel for the liger rows) travel in .whl/
 # (bash scripts/gpu_wheels.sh). Everything is written under WORK (/tmp/gpu-sft-mfu), outside the checkout.
-# Knobs: ROWS (comma-separated, in order; default: baseline,bare,vit_backward,profile,varlen,varlen_no_ckpt,profile_varlen_no_ckpt,
-# no_ckpt,liger,combined,batch4,padding_free,packing,workers8 -- the explaining rows first; also: eager), STEPS (12 measured steps a row), WARMUP (3), ITEMS (640 procedural items, of which those with
+# Knobs: ROWS (comma-separated, in order; default: benchmarks/sft_rows.py's DEFAULT_ROWS, the explaining rows first;
+# also: eager), STEPS (12 measured steps a row), WARMUP (3), ITEMS (640 procedural items, of which those with
 # >= 2 code turns are kept), PIXELS (1003520 = 1280 visual tokens an image), BUDGET (seconds the benchmark may take:
 # WAIT - 30 by default; a row that no longer fits is skipped, one that overruns is stopped), EXTRA (more arguments for
 # benchmarks/sft_throughput.py, e.g. "--bare-batch 8"), WAIT (560 s that `start`/`await` follow the run).
@@ -37,7 +37,7 @@ benchmark() {
   local smi status=0 start=$SECONDS; smi=$(gpu_memory_watch "$LOGS/gpu_memory_mib.txt")
   # its output goes to run.log as it comes (one line a row), so `await` shows progress; shellcheck disable=SC2086
   $PY benchmarks/sft_throughput.py --work "$WORK" --out "$LOGS" --budget-s "${BUDGET:-$((${WAIT:-560} - 30))}" \
-    --rows "${ROWS:-baseline,bare,vit_backward,profile,varlen,varlen_no_ckpt,profile_varlen_no_ckpt,no_ckpt,liger,combined,batch4,padding_free,packing,workers8}" --steps "${STEPS:-12}" \
+    ${ROWS:+--rows "$ROWS"} --steps "${STEPS:-12}" \
     --warmup "${WARMUP:-3}" --items "${ITEMS:-640}" --pixels "${PIXELS:-1003520}" ${EXTRA:-} 2>&1 \
     | grep --line-buffered -v -e Loading -e "Creating parquet" | tee "$LOGS/benchmark.log" || status=$?
   echo "benchmark wall s: $((SECONDS - start)) (exit $status)" | tee -a "$LOGS/walls.txt"

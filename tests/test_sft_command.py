@@ -63,7 +63,7 @@ def test_paper_recipe_command_and_environment(dataset: Path) -> None:
     assert flags["per_device_train_batch_size"] == ["1"] and flags["gradient_accumulation_steps"] == ["16"]
     env = swift_env(recipe)
     assert env == {"MAX_PIXELS": "1003520", "NPROC_PER_NODE": "8", "NNODES": "1", "NODE_RANK": "0",
-                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500", "CODEDANCE_VIT_VARLEN": "1"}
 
 
 def test_multi_node_lora_and_extra_args(dataset: Path) -> None:

@@ -33,6 +33,9 @@ class SftTrainConfig(RecipeModel):
         "none", description="ms-swift's built-in DeepSpeed config; zero3 shards weights, grads and optimizer state.")
     attn_impl: Literal["auto", "sdpa", "eager", "flash_attn", "flash_attention_2"] = Field(
         "auto", description="Attention kernel (--attn_impl); auto leaves ms-swift's default.")
+    vit_attention: Literal["model", "varlen"] = Field(
+        "model", description="Qwen2.5-VL's vision windows: 'model' as attn_impl gives them (under sdpa one call a "
+        "window), 'varlen' one variable-length FlashAttention call a block (torch's kernel; no flash-attn needed).")
     seed: int = Field(42, description="Training seed.")
     dataloader_num_workers: int = Field(2, description="DataLoader worker processes.")
     dataset_num_proc: int = Field(1, description="Processes used by ms-swift to pre-tokenize.")

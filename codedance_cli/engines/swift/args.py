@@ -11,6 +11,8 @@ from codedance_cli.errors import BadInput
 from codedance_cli.recipes.common import SwiftDistributed
 from codedance_cli.recipes.model_paths import is_hub_id
 
+VIT_VARLEN_ENV = "CODEDANCE_VIT_VARLEN"  # "1": our plug-in file routes the ViT's windows to one varlen call (vit_varlen.py)
+
 
 def flag(value: bool) -> str:
     """A boolean as ms-swift's argument parser spells it."""

@@ -1,4 +1,4 @@
-"""One attention call for all of the ViT's windows (issue 20's `varlen` rows), where transformers makes one per window.
+"""One attention call for all of the ViT's windows (`train.vit_attention: varlen`), where transformers makes one per window.
 
 Qwen2.5-VL's vision tower attends within 112-pixel windows (8 x 8 patches) in all but 4 of its 32 blocks. Under
 SDPA, transformers' vision attention splits the patches at every window edge (after a `.tolist()` that waits for the
@@ -9,22 +9,29 @@ FlashAttention-2 variable-length kernel (`torch.nn.attention.varlen.varlen_attn`
 attention implementation and switches only the vision config to it, so the LLM keeps SDPA. Without a CUDA kernel (CPU)
 the same call runs as one SDPA call with a block-diagonal mask, which tests compare with transformers' own loop.
 
-Loaded inside `swift sft` by benchmarks/sft_probe.py when CODEDANCE_VIT_VARLEN=1. With the 7B recipe's
-`attn_impl: flash_attn` the ViT takes the varlen branch anyway; this row measures what that setting buys.
+Why it matters: on one H200 a 3B-shaped model's SFT step spent 2.4 s of host time a step launching those calls
+against 0.45 s of ViT kernels, and this switch made `codedance sft` 1.37x faster (docs/performance.md, issue 20).
+Installed inside `swift sft` by our plug-in file (sft_plugin.py) when the recipe asks for it, which `codedance sft`
+says through the environment (VIT_VARLEN_ENV). With `attn_impl: flash_attn` (flash-attn installed) the ViT takes
+transformers' own varlen branch and this switch is not needed.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from codedance_cli.engines.swift.args import VIT_VARLEN_ENV
+
+ROUTED = "codedance: vision windows in one varlen attention call a block"  # the log line saying it is on
 NAME = "codedance_flash_varlen_vit"  # "flash" in the name is what routes the ViT to transformers' varlen branch
-VIT_VARLEN = "CODEDANCE_VIT_VARLEN"  # the environment switch benchmarks/sft_probe.py reads
 
 
 def varlen_kernel() -> Callable[..., Any] | None:
@@ -114,3 +121,18 @@ def install() -> None:
     tower = qwen.Qwen2_5_VisionTransformerPretrainedModel
     if not getattr(tower.forward, "_codedance_vit_varlen", False):
         tower.forward = _switched(tower.forward)
+
+
+def install_if_asked() -> bool:
+    """install() when `codedance sft` asked for it (VIT_VARLEN_ENV=1), saying so in swift's log; True if it did."""
+    if os.environ.get(VIT_VARLEN_ENV) != "1":
+        return False
+    if varlen_kernel() is None and torch.cuda.is_available():
+        # the masked stand-in attends over all of a sample's patches at once: fine for tests, too big for real images
+        print("codedance: vit_attention varlen needs torch.nn.attention.varlen (a newer torch); the ViT keeps one "
+              "attention call a window", file=sys.stderr, flush=True)
+        return False
+    install()
+    kernel = "torch varlen_attn" if varlen_kernel() is not None else "CPU: one masked SDPA call"
+    print(f"{ROUTED} ({kernel})", file=sys.stderr, flush=True)
+    return True
