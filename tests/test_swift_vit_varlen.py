@@ -96,6 +96,17 @@ def test_the_recipe_switch_reaches_swift_through_the_environment() -> None:
     assert VIT_VARLEN_ENV not in swift_env(plain)
 
 
+def test_the_rl_recipe_switch_reaches_swift_rlhf(tmp_path: Path) -> None:
+    from codedance_cli.engines.rl_files import RunFiles
+    from codedance_cli.engines.swift import grpo_command
+
+    files = RunFiles(tmp_path)
+    recipe = load_recipe(REPO / "recipes/nano/rl.yaml", ["swift.vit_attention=varlen"], expect_stage="rl")
+    assert grpo_command.swift_env(recipe, files)[VIT_VARLEN_ENV] == "1"
+    default = load_recipe(REPO / "recipes/nano/rl.yaml", expect_stage="rl")
+    assert VIT_VARLEN_ENV not in grpo_command.swift_env(default, files)
+
+
 def test_install_if_asked_reads_the_environment(monkeypatch, vit_attention) -> None:
     monkeypatch.delenv(VIT_VARLEN_ENV, raising=False)
     assert vit_attention.install_if_asked() is False
