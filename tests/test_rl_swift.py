@@ -221,6 +221,8 @@ def test_nano_recipe_trains_two_grpo_steps_on_cpu(tiny_model_dir: Path, tmp_path
     assert (out / "last").resolve() == checkpoint.resolve()  # what eval / infer load next
     processor_config = json.loads((checkpoint / "processor_config.json").read_text())
     assert processor_config["processor_class"] == "Qwen2_5_VLProcessor" and "video_processor" in processor_config
+    swift_args = json.loads((out / "checkpoints" / "args.json").read_text())  # what ms-swift parsed
+    assert swift_args["loss_type"] == "dapo"  # train.loss_agg_mode token-mean, verl's default
     summary = json.loads((out / "rl_summary.json").read_text())  # what the demo checks: was there a learning signal?
     assert summary["steps"] == 2 and set(summary) >= {"first_reward", "last_reward_std", "mean_frac_reward_zero_std", "trained"}
     assert set(summary["tools"]) == {"calls_per_rollout", "failed_share", "failure_kinds"}  # from rewards.jsonl

@@ -51,6 +51,7 @@ def test_paper_recipe_composes_and_passes_verl_validation(paper_recipe: RlRecipe
     assert (config.data.train_batch_size, config.actor_rollout_ref.actor.ppo_mini_batch_size) == (256, 256)
     assert config.actor_rollout_ref.actor.optim.lr == pytest.approx(1e-6)
     assert config.actor_rollout_ref.actor.use_kl_loss is False
+    assert config.actor_rollout_ref.actor.loss_agg_mode == "token-mean"  # as ms-swift's dapo on the one-machine path
     assert (rollout.n, rollout.name, rollout.tensor_model_parallel_size, rollout.gpu_memory_utilization) == (8, "vllm", 1, 0.3)
     assert rollout.multi_turn.enable is True and rollout.agent.default_agent_loop == "tool_agent"
     assert rollout.multi_turn.tool_config_path == str(files.tool_config)

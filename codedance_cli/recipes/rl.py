@@ -83,6 +83,11 @@ class TrainConfig(RecipeModel):
     use_kl_loss: bool = Field(False, description="KL loss against the reference model (the release trains without).")
     kl_coef: float = Field(0.0, description="KL loss coefficient (beta) when use_kl_loss.")
     entropy_coeff: float = Field(0.0, description="Entropy bonus coefficient.")
+    loss_agg_mode: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = Field(
+        "token-mean", description="How a step's per-token policy losses are averaged: verl's loss_agg_mode, ms-swift's "
+        "--loss_type dapo / grpo / dr_grpo. token-mean (verl's default, so the release's) weighs every token alike; "
+        "seq-mean-token-mean (ms-swift's own default) divides each completion by its length, which makes a long "
+        "wrong completion cost less per token than a short one.")
     save_steps: int = Field(20, description="Checkpoint every this many steps.")
     gradient_checkpointing: bool = Field(True, description="Trade compute for activation memory.")
     seed: int = Field(42, description="Seed for data order and sampling.")

@@ -20,6 +20,9 @@ from codedance_cli.recipes.rl import RlRecipe
 from codedance_cli.common.atomic import atomic_write_text
 from codedance_cli.engines.rl_files import RunFiles
 
+# verl's loss aggregation modes as ms-swift's GRPO loss types (swift/rlhf_trainers/grpo_trainer.py: dapo divides by the
+# completion tokens of the accumulation window, grpo each completion by its own length, dr_grpo by a constant length)
+SWIFT_LOSS_TYPES = {"token-mean": "dapo", "seq-mean-token-mean": "grpo", "seq-mean-token-sum-norm": "dr_grpo"}
 REWARD_NAME = "codedance_reward"
 SCHEDULER_NAME = "codedance_sandbox"
 
@@ -52,6 +55,7 @@ def swift_args(recipe: RlRecipe, files: RunFiles) -> list[str]:
         "--max_completion_length", str(swift.max_completion_length),
         "--temperature", str(train.temperature),
         "--beta", str(train.kl_coef if train.use_kl_loss else 0.0),
+        "--loss_type", SWIFT_LOSS_TYPES[train.loss_agg_mode],
         "--use_vllm", flag(swift.use_vllm),
         "--log_completions", "true",
     ]  # fmt: skip

@@ -107,6 +107,7 @@ def verl_overrides(recipe: RlRecipe, files: RunFiles) -> list[str]:
         f"actor_rollout_ref.actor.use_kl_loss={train.use_kl_loss}",
         f"actor_rollout_ref.actor.kl_loss_coef={train.kl_coef}",
         f"actor_rollout_ref.actor.entropy_coeff={train.entropy_coeff}",
+        f"actor_rollout_ref.actor.loss_agg_mode={train.loss_agg_mode}",
         f"actor_rollout_ref.actor.fsdp_config.param_offload={verl.param_offload}",
         f"actor_rollout_ref.actor.fsdp_config.optimizer_offload={verl.optimizer_offload}",
         f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={train.micro_batch_size_per_gpu}",
