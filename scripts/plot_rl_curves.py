@@ -37,6 +37,26 @@ def variant_curves(folder: Path, variant: str) -> dict[str, list[float]]:
     }
 
 
+def family_accuracy(folder: Path, variant: str, window: int = 5) -> dict[str, tuple[float, float, int]]:
+    """Per task family: rollout accuracy over the first and the last `window` steps, and the rollouts seen.
+
+    A family whose rollouts are all wrong (or all right) gives GRPO no gradient, whatever the reward: this says which
+    families the run could learn from. Reward logs written before the `family` field have none (an empty dict)."""
+    by_family: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    with gzip.open(folder / f"rl_{variant}_rewards.jsonl.gz", "rt") as handle:
+        for line in handle:
+            entry = json.loads(line)
+            if entry.get("family"):
+                by_family[entry["family"]][entry["step"]].append(entry["accuracy"])
+    table = {}
+    for family, steps in sorted(by_family.items()):
+        ordered = [value for _, values in sorted(steps.items()) for value in values]
+        first = [value for step in sorted(steps)[:window] for value in steps[step]]
+        last = [value for step in sorted(steps)[-window:] for value in steps[step]]
+        table[family] = (sum(first) / len(first), sum(last) / len(last), len(ordered))
+    return table
+
+
 def main() -> None:
     if len(sys.argv) != 3:
         sys.exit("usage: plot_rl_curves.py OUT_FOLDER PNG")
@@ -63,6 +83,8 @@ def main() -> None:
             f"{variant:12} steps {len(accuracy):3}  reward {values['reward mean'][0]:.3f} -> {values['reward mean'][-1]:.3f}  "
             f"rollout accuracy (first 5 / last 5 steps) {sum(head) / len(head):.3f} -> {sum(tail) / len(tail):.3f}"
         )
+        for family, (first, last, count) in family_accuracy(folder, variant).items():
+            print(f"{'':12}   {family:16} rollout accuracy {first:.3f} -> {last:.3f} ({count} rollouts)")
     print(f"wrote {target}")
 
 

@@ -179,6 +179,7 @@ def test_reward_plugin_scores_a_group_through_swift_reward_code(tmp_path: Path, 
     logged = [json.loads(line) for line in (tmp_path / "rewards.jsonl").read_text().splitlines()]
     assert [entry["tool_calls"] for entry in logged] == [1.0, 1.0, 0.0]
     assert [entry["tool_errors"] for entry in logged] == [[], ["NameError"], []]
+    assert [(entry["group"], entry["family"]) for entry in logged] == [("p0", "nano"), ("p0", "nano"), ("p1", "nano")]
     load_reward_config.cache_clear()
 
 
@@ -215,6 +216,7 @@ def test_nano_recipe_trains_two_grpo_steps_on_cpu(tiny_model_dir: Path, tmp_path
     rewards = [json.loads(line) for line in (out / "rewards.jsonl").read_text().splitlines()]
     assert len(rewards) == 2 * 8  # steps x completions per step (two prompts x rollout_n 4)
     assert all(set(entry) >= {"score", "outcome", "accuracy", "format", "sequence_term", "turn_offsets"} for entry in rewards)
+    assert {entry["family"] for entry in rewards} == {"nano-count"}  # no family in these items: their source
     checkpoint = out / "checkpoints" / "checkpoint-2"
     assert (checkpoint / "model.safetensors").is_file() and (checkpoint / "trainer_state.json").is_file()
     assert (out / "data" / "train.jsonl").is_file() and (out / "reward.json").is_file()

@@ -81,6 +81,11 @@ def rollouts_from_swift(completions: list[str], kwargs: dict[str, Any]) -> list[
     return rollouts
 
 
+def _family(rollout: RolloutForReward) -> str:
+    """The item's task family (procedural items) or, for other data, where it came from."""
+    return str(rollout.metadata.get("family") or rollout.data_source or "")
+
+
 class CodeDanceReward(AsyncORM):
     """score = R*a + w*f + R_seq per rollout; R_turn offsets left for the trainer (codedance_cli.rewards.score)."""
 
@@ -96,26 +101,28 @@ class CodeDanceReward(AsyncORM):
         # With several processes each holds a slice of the batch, and a group's rollouts may sit in several slices:
         # the group and batch terms are computed over everything, then each process keeps its own rows.
         silent = self.config.silent_cell_fails
-        local = [(rollout.group_id, outcome, call_failure_kinds(rollout.response, silent_fails=silent))
+        local = [(rollout.group_id, outcome, call_failure_kinds(rollout.response, silent_fails=silent), _family(rollout))
                  for rollout, outcome in zip(rollouts, outcomes, strict=True)]
         everything, start = gather_across_processes(local)
-        all_results = combine([group for group, _, _ in everything], [outcome for _, outcome, _ in everything], self.config)
+        all_results = combine([row[0] for row in everything], [row[1] for row in everything], self.config)
         results = all_results[start:start + len(rollouts)]
         for infos, result in zip(_column(kwargs, "rollout_infos", len(completions)), results, strict=True):
             if isinstance(infos, dict):  # the sample's own dict: the trainer reads the offsets from it
                 infos[TURN_OFFSETS_FIELD] = list(result.turn_offsets)
         if self.log_path and start == 0:  # one process writes the whole batch
-            self._log(all_results, [kinds for _, _, kinds in everything], kwargs.get("trainer_state"))
+            self._log(all_results, everything, kwargs.get("trainer_state"))
         return [result.score for result in results]
 
-    def _log(self, results: list[RolloutReward], error_kinds: list[list[str]], trainer_state: Any) -> None:
+    def _log(self, results: list[RolloutReward], rows: list[tuple[Any, ...]], trainer_state: Any) -> None:
         step = getattr(trainer_state, "global_step", None)
         path = Path(self.log_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as handle:
-            for result, kinds in zip(results, error_kinds, strict=True):
+            for result, (group, _, kinds, family) in zip(results, rows, strict=True):
                 record = {
                     "step": step,
+                    "group": group,
+                    "family": family,  # so a run's curves can be split by task family (scripts/plot_rl_curves.py)
                     **result.metrics(),
                     "turn_returns": result.turn_returns,
                     "turn_offsets": result.turn_offsets,
