@@ -111,7 +111,7 @@ rl_checkpoint() {  # rl_checkpoint NAME: what a run left to evaluate: `last`, el
   [[ -e $last ]] && { echo "$last"; return; }
   newest=$(for dir in "$WORK/rl-$1"/checkpoints/checkpoint-*/; do [[ -d $dir ]] && echo "${dir%/}"; done \
            | awk -F- '{print $NF, $0}' | sort -n | tail -1 | cut -d' ' -f2-)
-  [[ -n $newest ]] && echo "$newest"
+  [[ -z $newest ]] || echo "$newest"  # nothing (and status 0, for `set -e`) when the run saved none
 }
 
 rl() {
