@@ -5,7 +5,7 @@ returned: it started `codedance judge serve` through a shell function in the bac
 a bash subshell (which ignores SIGINT, as background jobs of scripts do) and never the server. The verl phase behind
 it never started and the call's device time ran out. The judge phase runs here with the transformers engine, so the
 same break shows on CPU as a test that does not end. The multi-GPU node check's GRPO phase runs here too, with two
-CPU processes.
+CPU processes, and the RL check's deadline (RL_UNTIL), which a lost session would otherwise find out about on the GPU.
 """
 
 from __future__ import annotations
@@ -96,3 +96,28 @@ def test_node_check_grpo_phase_runs_two_processes(tmp_path, tiny_model_dir):
     assert "grpo wall s:" in (work / "out" / "walls.txt").read_text()
     assert json.loads((work / "out" / "grpo_summary.json").read_text())["steps"] == 1
     assert "world_size: 2" in (work / "grpo" / "swift.log").read_text()
+
+
+def test_rl_check_stops_rl_at_its_deadline_and_evaluates_the_newest_checkpoint(tmp_path, tiny_model_dir):
+    """scripts/gpu_rl_check.sh with RL_UNTIL (issue 15): a device session's time ends before RL would, so RL is stopped
+    at the deadline and the eval still runs, on the newest checkpoint RL saved. Here on CPU, the tiny model standing
+    in for the SFT checkpoint (SFT is skipped when one exists)."""
+    work = tmp_path / "work"
+    (work / "sft-tool").mkdir(parents=True)
+    (work / "sft-tool" / "last").symlink_to(tiny_model_dir)
+    env = {
+        "PYTHON": sys.executable, "WORK": str(work), "DEVICE": "cpu", "DTYPE": "float32", "VARIANTS": "acc_fmt",
+        "RL_ITEMS": "8", "HELDOUT": "2", "RL_STEPS": "500", "RL_SAVE": "1", "RL_UNTIL": "75", "RL_BATCH": "4",
+        "ROLLOUTS": "2", "COMPLETION": "16", "TURNS": "2", "PIXELS": "50176", "EVAL_CONCURRENCY": "2",
+    }
+    started = time.monotonic()
+    done = bash(f"bash scripts/gpu_rl_check.sh all {tmp_path / 'out'}", timeout=900, env=env)
+    walls = (work / "out" / "walls.txt").read_text()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:] + walls
+    assert "RL_UNTIL=75 s reached" in walls and time.monotonic() - started < 600
+    evaluated = next(line for line in walls.splitlines() if line.startswith("eval-acc_fmt-s7: "))
+    step = int(evaluated.rsplit("checkpoint-", 1)[1])
+    assert 1 <= step < 500  # stopped part-way, and its newest checkpoint was what the eval loaded
+    assert (work / "out" / "eval_acc_fmt-s7_results.json").is_file() and (work / "out" / "eval_sft_results.json").is_file()
+    assert (work / "out" / "rl_acc_fmt-s7_logging.jsonl").is_file()  # the stopped run's log still came back
+    assert not subprocess.run(["pgrep", "-f", f"{work}/rl-"], capture_output=True).stdout  # nothing left running
