@@ -4,13 +4,13 @@ Qwen2.5-VL's vision tower attends within 112-pixel windows (8 x 8 patches) in al
 SDPA, transformers' vision attention splits the patches at every window edge (after a `.tolist()` that waits for the
 GPU) and calls SDPA once per window: a 1008 x 1008 image has 81 windows, so two such images make ~4,500 calls of 64
 tokens in one sample's forward. Only flash-attention implementations take the other branch, one variable-length
-call with the windows given as cumulative lengths. flash-attn is not installed on the device, but torch ships a
-FlashAttention-2 variable-length kernel (`torch.nn.attention.varlen.varlen_attn`). `install()` registers it as an
+call with the windows given as cumulative lengths. flash-attn is often not installed (it was not on our H200), but
+torch ships a FlashAttention-2 variable-length kernel (`torch.nn.attention.varlen.varlen_attn`). `install()` registers it as an
 attention implementation and switches only the vision config to it, so the LLM keeps SDPA. Without a CUDA kernel (CPU)
 the same call runs as one SDPA call with a block-diagonal mask, which tests compare with transformers' own loop.
 
-Why it matters: on one H200 a 3B-shaped model's SFT step spent 2.4 s of host time a step launching those calls
-against 0.45 s of ViT kernels, and this switch made `codedance sft` 1.37x faster (docs/performance.md, issue 20).
+Why it matters: on one H200, a 3B-shaped model's SFT step spent 2.36 s of host time in the ViT's forward (under
+torch.profiler) against 0.45 s of its kernels, with 19k attention calls a step; this switch made `codedance sft` 1.37x faster (docs/performance.md, issue 20).
 Installed inside `swift sft` by our plug-in file (sft_plugin.py) when the recipe asks for it, which `codedance sft`
 says through the environment (VIT_VARLEN_ENV). With `attn_impl: flash_attn` (flash-attn installed) the ViT takes
 transformers' own varlen branch and this switch is not needed.
