@@ -24,7 +24,8 @@
 # completions a step), TURNS (4),
 # COMPLETION (512 tokens a turn), RL_SAVE (save every RL_SAVE steps; RL_STEPS), RL_UNTIL (seconds after the run
 # began at which unfinished RL runs are stopped, so that the eval still fits the session's device time; the eval then
-# takes each run's newest saved checkpoint and walls.txt names its step), PIXELS (200704), HIDDEN (512), LAYERS (8), DEVICE (cuda), DTYPE (bfloat16),
+# takes each run's newest saved checkpoint and walls.txt names it), PIXELS (200704), HIDDEN (512), LAYERS (8),
+# DEVICE (cuda), DTYPE (bfloat16),
 # EVAL_CONCURRENCY (96), WAIT (560 s that `start`/`await` follow the run). Everything lands in WORK (/tmp/gpu-rl),
 # outside the checkout, so a later device call that lays the tree anew does not wipe it.
 set -euo pipefail
@@ -122,7 +123,7 @@ rl() {
   done
   if [[ -n ${RL_UNTIL:-} ]]; then stop_rl_at "$RL_UNTIL" & stopper=$!; fi
   together "${pids[@]}" || true  # a failed variant is reported in walls.txt; the others still get evaluated
-  [[ -n $stopper ]] && kill "$stopper" 2>/dev/null || true
+  if [[ -n $stopper ]]; then pkill -P "$stopper" sleep || true; kill "$stopper" 2>/dev/null || true; fi  # and its sleep
   if [[ -n $smi ]]; then
     kill "$smi"
     echo "peak MiB (all RL runs at once): $(sort -n "$LOGS/rl_gpu_memory_mib.txt" | tail -1)" | tee -a "$LOGS/walls.txt"

@@ -20,15 +20,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def variant_curves(folder: Path, variant: str) -> dict[str, list[float]]:
+def read_rewards(folder: Path, variant: str) -> list[dict]:
+    """Our reward's per-rollout records of one variant (read once, for the curves and the per-family table)."""
+    with gzip.open(folder / f"rl_{variant}_rewards.jsonl.gz", "rt") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def variant_curves(folder: Path, variant: str, rewards: list[dict]) -> dict[str, list[float]]:
     """Per step: ms-swift's reward mean and std, and the share of rollouts our reward scored correct."""
     steps = [json.loads(line) for line in (folder / f"rl_{variant}_logging.jsonl").read_text().splitlines()]
     steps = [entry for entry in steps if "reward" in entry]
     accuracy: dict[int, list[float]] = defaultdict(list)
-    with gzip.open(folder / f"rl_{variant}_rewards.jsonl.gz", "rt") as handle:
-        for line in handle:
-            entry = json.loads(line)
-            accuracy[entry["step"]].append(entry["accuracy"])
+    for entry in rewards:
+        accuracy[entry["step"]].append(entry["accuracy"])
     by_step = [sum(values) / len(values) for _, values in sorted(accuracy.items())]
     return {
         "reward mean": [entry["reward"] for entry in steps],
@@ -37,23 +41,20 @@ def variant_curves(folder: Path, variant: str) -> dict[str, list[float]]:
     }
 
 
-def family_accuracy(folder: Path, variant: str, window: int = 5) -> dict[str, tuple[float, float, int]]:
+def family_accuracy(rewards: list[dict], window: int = 5) -> dict[str, tuple[float, float, int]]:
     """Per task family: rollout accuracy over the first and the last `window` steps, and the rollouts seen.
 
     A family whose rollouts are all wrong (or all right) gives GRPO no gradient, whatever the reward: this says which
     families the run could learn from. Reward logs written before the `family` field have none (an empty dict)."""
     by_family: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    with gzip.open(folder / f"rl_{variant}_rewards.jsonl.gz", "rt") as handle:
-        for line in handle:
-            entry = json.loads(line)
-            if entry.get("family"):
-                by_family[entry["family"]][entry["step"]].append(entry["accuracy"])
+    for entry in rewards:
+        if entry.get("family"):
+            by_family[entry["family"]][entry["step"]].append(entry["accuracy"])
     table = {}
     for family, steps in sorted(by_family.items()):
-        ordered = [value for _, values in sorted(steps.items()) for value in values]
         first = [value for step in sorted(steps)[:window] for value in steps[step]]
         last = [value for step in sorted(steps)[-window:] for value in steps[step]]
-        table[family] = (sum(first) / len(first), sum(last) / len(last), len(ordered))
+        table[family] = (sum(first) / len(first), sum(last) / len(last), sum(len(values) for values in steps.values()))
     return table
 
 
@@ -64,7 +65,8 @@ def main() -> None:
     variants = sorted(path.name[3 : -len("_logging.jsonl")] for path in folder.glob("rl_*_logging.jsonl"))
     if not variants:
         sys.exit(f"{folder}: no rl_<variant>_logging.jsonl files")
-    curves = {variant: variant_curves(folder, variant) for variant in variants}
+    rewards = {variant: read_rewards(folder, variant) for variant in variants}
+    curves = {variant: variant_curves(folder, variant, rewards[variant]) for variant in variants}
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for axis, metric in zip(axes, ("reward mean", "reward std", "rollout accuracy")):
         for variant, values in curves.items():
@@ -83,7 +85,7 @@ def main() -> None:
             f"{variant:12} steps {len(accuracy):3}  reward {values['reward mean'][0]:.3f} -> {values['reward mean'][-1]:.3f}  "
             f"rollout accuracy (first 5 / last 5 steps) {sum(head) / len(head):.3f} -> {sum(tail) / len(tail):.3f}"
         )
-        for family, (first, last, count) in family_accuracy(folder, variant).items():
+        for family, (first, last, count) in family_accuracy(rewards[variant]).items():
             print(f"{'':12}   {family:16} rollout accuracy {first:.3f} -> {last:.3f} ({count} rollouts)")
     print(f"wrote {target}")
 

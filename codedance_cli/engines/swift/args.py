@@ -50,6 +50,11 @@ def frozen_vit_args(freeze_vit: bool) -> list[str]:
     return ["--vit_gradient_checkpointing", "false"] if freeze_vit else []
 
 
+def vit_attention_env(vit_attention: str) -> dict[str, str]:
+    """What tells our plug-in file inside swift to run the ViT's windows as one call a block (vit_varlen.py)."""
+    return {VIT_VARLEN_ENV: "1"} if vit_attention == "varlen" else {}
+
+
 def model_check_args(model: str) -> list[str]:
     """`--check_model false` for a local folder: there is no hub copy to compare it with (offline the check retries ~8 s)."""
     return ["--check_model", "false"] if Path(model).is_dir() else []

@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from codedance_cli.engines.swift.args import VIT_VARLEN_ENV, TrainingRun, ddp_backend_args, distributed_env, flag, frozen_vit_args, training_args
+from codedance_cli.engines.swift.args import (
+    TrainingRun, ddp_backend_args, distributed_env, flag, frozen_vit_args, training_args, vit_attention_env,
+)
 from codedance_cli.recipes.rl import RlRecipe
 from codedance_cli.common.atomic import atomic_write_text
 from codedance_cli.engines.rl_files import RunFiles
@@ -78,9 +80,7 @@ def swift_env(recipe: RlRecipe, files: RunFiles) -> dict[str, str]:
     }
     if recipe.reward.judge_endpoint:
         env["CODEDANCE_JUDGE_URL"] = recipe.reward.judge_endpoint
-    if recipe.swift.vit_attention == "varlen":
-        env[VIT_VARLEN_ENV] = "1"  # read by our plug-in file inside swift (vit_varlen.py)
-    return env | distributed_env(recipe.swift.distributed)
+    return env | vit_attention_env(recipe.swift.vit_attention) | distributed_env(recipe.swift.distributed)
 
 
 def write_swift_files(recipe: RlRecipe, files: RunFiles) -> None:

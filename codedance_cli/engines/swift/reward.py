@@ -20,14 +20,16 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from swift.rewards import AsyncORM
 
 from codedance_cli.loop.grammar import call_failure_kinds, rendered_rollout
 from codedance_cli.rewards.rollout_fields import OBSERVATIONS_FIELD, TURN_OFFSETS_FIELD, TURNS_FIELD
 from codedance_cli.engines.swift.processes import gather_across_processes
-from codedance_cli.rewards.score import RolloutForReward, RolloutReward, combine, open_judge, parse_choices, score_outcomes
+from codedance_cli.rewards.score import (
+    OutcomeScore, RolloutForReward, RolloutReward, combine, open_judge, parse_choices, score_outcomes,
+)
 from codedance_cli.rewards.config_file import load_reward_config
 
 REWARD_LOG_ENV = "CODEDANCE_REWARD_LOG"
@@ -81,9 +83,18 @@ def rollouts_from_swift(completions: list[str], kwargs: dict[str, Any]) -> list[
     return rollouts
 
 
-def _family(rollout: RolloutForReward) -> str:
-    """The item's task family (procedural items) or, for other data, where it came from."""
-    return str(rollout.metadata.get("family") or rollout.data_source or "")
+class _Row(NamedTuple):
+    """What every process contributes per rollout to the batch's reward terms and the reward log."""
+
+    group: str
+    outcome: OutcomeScore
+    failure_kinds: list[str]  # what its failed calls raised (grammar.failure_kind)
+    family: str  # the item's task family (procedural items) or, for other data, where it came from
+
+
+def _row(rollout: RolloutForReward, outcome: OutcomeScore, silent_fails: bool) -> _Row:
+    family = str(rollout.metadata.get("family") or rollout.data_source or "")
+    return _Row(rollout.group_id, outcome, call_failure_kinds(rollout.response, silent_fails=silent_fails), family)
 
 
 class CodeDanceReward(AsyncORM):
@@ -101,10 +112,9 @@ class CodeDanceReward(AsyncORM):
         # With several processes each holds a slice of the batch, and a group's rollouts may sit in several slices:
         # the group and batch terms are computed over everything, then each process keeps its own rows.
         silent = self.config.silent_cell_fails
-        local = [(rollout.group_id, outcome, call_failure_kinds(rollout.response, silent_fails=silent), _family(rollout))
-                 for rollout, outcome in zip(rollouts, outcomes, strict=True)]
+        local = [_row(rollout, outcome, silent) for rollout, outcome in zip(rollouts, outcomes, strict=True)]
         everything, start = gather_across_processes(local)
-        all_results = combine([row[0] for row in everything], [row[1] for row in everything], self.config)
+        all_results = combine([row.group for row in everything], [row.outcome for row in everything], self.config)
         results = all_results[start:start + len(rollouts)]
         for infos, result in zip(_column(kwargs, "rollout_infos", len(completions)), results, strict=True):
             if isinstance(infos, dict):  # the sample's own dict: the trainer reads the offsets from it
@@ -113,20 +123,20 @@ class CodeDanceReward(AsyncORM):
             self._log(all_results, everything, kwargs.get("trainer_state"))
         return [result.score for result in results]
 
-    def _log(self, results: list[RolloutReward], rows: list[tuple[Any, ...]], trainer_state: Any) -> None:
+    def _log(self, results: list[RolloutReward], rows: list[_Row], trainer_state: Any) -> None:
         step = getattr(trainer_state, "global_step", None)
         path = Path(self.log_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as handle:
-            for result, (group, _, kinds, family) in zip(results, rows, strict=True):
+            for result, row in zip(results, rows, strict=True):
                 record = {
                     "step": step,
-                    "group": group,
-                    "family": family,  # so a run's curves can be split by task family (scripts/plot_rl_curves.py)
+                    "group": row.group,
+                    "family": row.family,  # so a run's curves can be split by task family (scripts/plot_rl_curves.py)
                     **result.metrics(),
                     "turn_returns": result.turn_returns,
                     "turn_offsets": result.turn_offsets,
                     "format_reason": result.format_reason,
-                    "tool_errors": kinds,  # what the failed calls raised (grammar.failure_kind)
+                    "tool_errors": row.failure_kinds,
                 }
                 handle.write(json.dumps(record) + "\n")

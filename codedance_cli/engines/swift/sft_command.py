@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codedance_cli.engines.swift.args import VIT_VARLEN_ENV, TrainingRun, ddp_backend_args, distributed_env, flag, frozen_vit_args, training_args
+from codedance_cli.engines.swift.args import (
+    TrainingRun, ddp_backend_args, distributed_env, flag, frozen_vit_args, training_args, vit_attention_env,
+)
 from codedance_cli.recipes.common import TRAINING_MAX_PIXELS
 from codedance_cli.recipes.sft import SftRecipe
 
@@ -24,8 +26,7 @@ def swift_env(recipe: SftRecipe) -> dict[str, str]:
     env: dict[str, str] = {"MAX_PIXELS": str(recipe.model.max_pixels or TRAINING_MAX_PIXELS)}
     if recipe.model.min_pixels is not None:
         env["MIN_PIXELS"] = str(recipe.model.min_pixels)
-    if recipe.train.vit_attention == "varlen":
-        env[VIT_VARLEN_ENV] = "1"  # read by our plug-in file inside swift (vit_varlen.py)
+    env.update(vit_attention_env(recipe.train.vit_attention))
     env.update(distributed_env(recipe.distributed))
     env.update(recipe.env)
     return env

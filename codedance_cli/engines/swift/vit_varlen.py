@@ -5,12 +5,13 @@ SDPA, transformers' vision attention splits the patches at every window edge (af
 GPU) and calls SDPA once per window: a 1008 x 1008 image has 81 windows, so two such images make ~4,500 calls of 64
 tokens in one sample's forward. Only flash-attention implementations take the other branch, one variable-length
 call with the windows given as cumulative lengths. flash-attn is often not installed (it was not on our H200), but
-torch ships a FlashAttention-2 variable-length kernel (`torch.nn.attention.varlen.varlen_attn`). `install()` registers it as an
-attention implementation and switches only the vision config to it, so the LLM keeps SDPA. Without a CUDA kernel (CPU)
+torch ships a FlashAttention-2 variable-length kernel (`torch.nn.attention.varlen.varlen_attn`). `install()` registers
+it as an attention implementation and switches only the vision config to it, so the LLM keeps SDPA. Without a CUDA kernel (CPU)
 the same call runs as one SDPA call with a block-diagonal mask, which tests compare with transformers' own loop.
 
 Why it matters: on one H200, a 3B-shaped model's SFT step spent 2.36 s of host time in the ViT's forward (under
-torch.profiler) against 0.45 s of its kernels, with 19k attention calls a step; this switch made `codedance sft` 1.37x faster (docs/performance.md, issue 20).
+torch.profiler) against 0.45 s of its kernels, with 19k attention calls a step; this switch made `codedance sft` 1.37x
+faster (docs/performance.md, issue 20).
 Installed inside `swift sft` by our plug-in file (sft_plugin.py) when the recipe asks for it, which `codedance sft`
 says through the environment (VIT_VARLEN_ENV). With `attn_impl: flash_attn` (flash-attn installed) the ViT takes
 transformers' own varlen branch and this switch is not needed.
@@ -18,6 +19,7 @@ transformers' own varlen branch and this switch is not needed.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import os
@@ -34,8 +36,9 @@ ROUTED = "codedance: vision windows in one varlen attention call a block"  # the
 NAME = "codedance_flash_varlen_vit"  # "flash" in the name is what routes the ViT to transformers' varlen branch
 
 
+@functools.cache
 def varlen_kernel() -> Callable[..., Any] | None:
-    """torch's variable-length FlashAttention, or None where this torch has none."""
+    """torch's variable-length FlashAttention, or None where this torch has none (looked up once: every block asks)."""
     try:
         from torch.nn.attention.varlen import varlen_attn
     except ImportError:
@@ -50,10 +53,16 @@ def block_diagonal_mask(cu_seqlens: torch.Tensor, device: torch.device) -> torch
     return window[:, None] == window[None, :]
 
 
+@functools.cache
+def _parameter_names(kernel: Callable[..., Any]) -> frozenset[str]:
+    """The kernel's parameter names, read once (the attention function asks in every block of every forward)."""
+    return frozenset(inspect.signature(kernel).parameters)
+
+
 def _kernel_kwargs(kernel: Callable[..., Any], scaling: float | None, head_dim: int) -> dict[str, Any] | None:
     """Keyword arguments for this torch's `varlen_attn` (its signature changed between releases); None if it cannot
     apply `scaling`."""
-    params = inspect.signature(kernel).parameters
+    params = _parameter_names(kernel)
     kwargs: dict[str, Any] = {}
     if "is_causal" in params:
         kwargs["is_causal"] = False
