@@ -124,7 +124,8 @@ def test_the_template_resizes_to_the_recipes_pixel_budget(tiny_model_dir: Path, 
     encoded = template.encode({"messages": messages, "images": [str(image)]})
     assert encoded["image_grid_thw"].tolist() == [grid]
     # the checkpoint's processor records the budget, so evaluation defaults to what training saw
-    from codedance_cli.models.pixel_budget import saved_max_pixels
+    from codedance_cli.models.pixel_budget import saved_max_pixels, trained_max_pixels
 
     processor.save_pretrained(tmp_path / "checkpoint")
     assert saved_max_pixels(str(tmp_path / "checkpoint")) == int(max_pixels)
+    assert trained_max_pixels(tmp_path / "checkpoint") == int(max_pixels)  # and the exact record `codedance rl` holds to

@@ -5,6 +5,12 @@ with changes both what each visual token covers and how many there are. A small 
 generalise across that: a nano SFT model trained at 50176 pixels (<= 64 visual tokens) and evaluated at 200704
 (<= 256) writes a soup of its training text with no code block. `codedance sft` records the budget it trained at
 in the checkpoint's processor config; eval and infer default to it.
+
+A released model's saved budget is a generous default (Qwen2.5-VL: 12845056) that recipes routinely cap, so only a
+larger budget is suspicious there. A checkpoint our training wrote also names the budget in `TRAINED_BUDGET_FILE`:
+that one is exact, and a budget either side of it is a mismatch. It matters most in RL, where the policy is updated
+on what it saw: a GRPO run at 64 visual tokens an image from an SFT model trained at 256 starts at format failures
+(every rollout at the -0.2 penalty) and can only drift.
 """
 
 from __future__ import annotations
@@ -13,7 +19,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from codedance_cli.common.atomic import atomic_write_text
+
 PIXELS_PER_TOKEN = 28 * 28
+TRAINED_BUDGET_FILE = "codedance_pixel_budget.json"  # {"min_pixels": .., "max_pixels": ..}: what training used
 
 
 def processor_config(path: str | Path) -> dict[str, Any]:
@@ -38,12 +47,33 @@ def saved_max_pixels(path: str | Path) -> int | None:
     return int(value) if isinstance(value, int | float) else None
 
 
-def check_pixel_budget(path: str | Path, max_pixels: int | None) -> str | None:
-    """A warning when `max_pixels` exceeds the checkpoint's saved budget (None when within it or either is unknown).
+def trained_max_pixels(path: str | Path) -> int | None:
+    """The per-image budget a checkpoint was trained at by codedance (sft or rl), or None for any other checkpoint."""
+    try:
+        value = json.loads((Path(path) / TRAINED_BUDGET_FILE).read_text()).get("max_pixels")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return int(value) if isinstance(value, int | float) else None
 
-    Only a larger budget is flagged: a smaller one is the everyday case of a recipe capping a released model's
-    generous default (Qwen2.5-VL saves 12845056).
+
+def trained_budget_mismatch(path: str | Path, max_pixels: int | None) -> str | None:
+    """Why `max_pixels` is not the budget the checkpoint was trained at (None when equal, unset or not recorded)."""
+    trained = trained_max_pixels(path)
+    if max_pixels is None or trained is None or max_pixels == trained:
+        return None
+    return (f"model.max_pixels={max_pixels} differs from the budget {str(path)!r} was trained at ({trained}, recorded in "
+            f"{TRAINED_BUDGET_FILE}): images become up to {max_pixels // PIXELS_PER_TOKEN} visual tokens instead of "
+            f"{trained // PIXELS_PER_TOKEN}")
+
+
+def check_pixel_budget(path: str | Path, max_pixels: int | None) -> str | None:
+    """A warning when `max_pixels` is not what the checkpoint expects (None when it is or either is unknown).
+
+    With a recorded training budget any difference is flagged; otherwise only a budget above the saved one, since a
+    smaller one is the everyday case of a recipe capping a released model's generous default.
     """
+    if (mismatch := trained_budget_mismatch(path, max_pixels)) is not None:
+        return f"{mismatch}. A fine-tuned model must be evaluated with the budget its training actually used; a mismatch can turn its output into gibberish."
     saved = saved_max_pixels(path)
     if max_pixels is None or saved is None or max_pixels <= saved:
         return None
@@ -53,9 +83,11 @@ def check_pixel_budget(path: str | Path, max_pixels: int | None) -> str | None:
 
 
 def record_pixel_budget(config_file: Path, budget: tuple[int, int]) -> None:
-    """Save the (min, max) budget training used as the checkpoint's image processor default."""
+    """Save the (min, max) budget training used as the checkpoint's image processor default, and in its own file."""
     if not config_file.is_file():
         return
+    trained = {"min_pixels": budget[0], "max_pixels": budget[1]}
+    atomic_write_text(config_file.with_name(TRAINED_BUDGET_FILE), json.dumps(trained) + "\n")
     data = json.loads(config_file.read_text())
     size = data.get("image_processor", {}).get("size")
     if isinstance(size, dict):
