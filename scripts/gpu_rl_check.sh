@@ -88,7 +88,7 @@ rl_run() {  # rl_run VARIANT-sSEED
   # shellcheck disable=SC2086  # the reward settings are several words on purpose
   codedance rl recipes/nano/rl.yaml --set model="$WORK/sft-tool/last" --set dataset="$WORK/rl-items" \
     --set output_dir="$WORK/rl-$run" --set limit="${RL_ITEMS:-512}" --set model.max_pixels="${PIXELS:-200704}" \
-    --set loop.prompt_version=codedance-v1 --set loop.max_turns="${TURNS:-4}" \
+    --set model.dtype="$DTYPE" --set loop.prompt_version=codedance-v1 --set loop.max_turns="${TURNS:-4}" \
     --set sandbox.workers=8 --set sandbox.timeout_s=10 \
     --set train.max_steps="${RL_STEPS:-40}" --set train.save_steps="${RL_SAVE:-${RL_STEPS:-40}}" --set train.epochs=10 \
     --set train.rollout_n="${ROLLOUTS:-8}" --set train.learning_rate="${RL_LR:-1e-5}" --set train.seed="$seed" \
