@@ -22,7 +22,9 @@
 # (the families RL samples from; default all but charts, where SFT's pass rate is 0 so every group is equal and
 # carries no gradient), STEPS (1000 SFT steps), RL_STEPS (40), RL_LR (1e-5), ROLLOUTS (8 a prompt), RL_BATCH (32
 # completions a step), TURNS (4),
-# COMPLETION (512 tokens a turn), RL_SAVE (save every RL_SAVE steps; RL_STEPS), RL_UNTIL (seconds after the run
+# COMPLETION (512 tokens a turn), RESAMPLE (0; N > 0: ms-swift's dynamic sampling, up to N more generation batches
+# a step to replace groups whose rewards are all equal, so that every step's gradient comes from groups that
+# differ), RL_SAVE (save every RL_SAVE steps; RL_STEPS), RL_UNTIL (seconds after the run
 # began at which unfinished RL runs are stopped, so that the eval still fits the session's device time; the eval then
 # takes each run's newest saved checkpoint and walls.txt names it), PIXELS (200704), HIDDEN (512), LAYERS (8),
 # DEVICE (cuda), DTYPE (bfloat16),
@@ -83,8 +85,11 @@ synth_eval_items() {  # the held-out set and the RL items (seeds apart from SFT'
 }
 
 rl_run() {  # rl_run VARIANT-sSEED
-  local run=$1 variant=${1%-s*} seed=${1##*-s} reward status=0
+  local run=$1 variant=${1%-s*} seed=${1##*-s} reward status=0 resample=()
   reward=$(variant_reward "$variant")
+  if ((${RESAMPLE:-0} > 0)); then  # ms-swift's dynamic sampling: regenerate groups whose rewards are all equal
+    resample=(--set "swift.extra_args=[--dynamic_sample, 'true', --max_resample_times, '$RESAMPLE']")
+  fi
   # shellcheck disable=SC2086  # the reward settings are several words on purpose
   codedance rl recipes/nano/rl.yaml --set model="$WORK/sft-tool/last" --set dataset="$WORK/rl-items" \
     --set output_dir="$WORK/rl-$run" --set limit="${RL_ITEMS:-512}" --set model.max_pixels="${PIXELS:-200704}" \
@@ -93,7 +98,7 @@ rl_run() {  # rl_run VARIANT-sSEED
     --set train.max_steps="${RL_STEPS:-40}" --set train.save_steps="${RL_SAVE:-${RL_STEPS:-40}}" --set train.epochs=10 \
     --set train.rollout_n="${ROLLOUTS:-8}" --set train.learning_rate="${RL_LR:-1e-5}" --set train.seed="$seed" \
     --set swift.per_device_train_batch_size="${RL_BATCH:-32}" \
-    --set swift.max_completion_length="${COMPLETION:-512}" --set swift.max_length=8192 \
+    --set swift.max_completion_length="${COMPLETION:-512}" --set swift.max_length=8192 "${resample[@]}" \
     $reward || status=$?  # errexit is off under `timed`; a run stopped at RL_UNTIL still leaves its logs
   cp "$WORK/rl-$run/checkpoints/logging.jsonl" "$LOGS/rl_${run}_logging.jsonl" 2>/dev/null || true
   [[ -f $WORK/rl-$run/rewards.jsonl ]] && gzip -c "$WORK/rl-$run/rewards.jsonl" > "$LOGS/rl_${run}_rewards.jsonl.gz"

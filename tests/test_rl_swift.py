@@ -223,6 +223,7 @@ def test_nano_recipe_trains_two_grpo_steps_on_cpu(tiny_model_dir: Path, tmp_path
     assert (out / "last").resolve() == checkpoint.resolve()  # what eval / infer load next
     processor_config = json.loads((checkpoint / "processor_config.json").read_text())
     assert processor_config["processor_class"] == "Qwen2_5_VLProcessor" and "video_processor" in processor_config
+    assert json.loads((checkpoint / "codedance_pixel_budget.json").read_text())["max_pixels"] == 50176  # what RL saw
     swift_args = json.loads((out / "checkpoints" / "args.json").read_text())  # what ms-swift parsed
     assert swift_args["loss_type"] == "dapo"  # train.loss_agg_mode token-mean, verl's default
     summary = json.loads((out / "rl_summary.json").read_text())  # what the demo checks: was there a learning signal?
@@ -235,6 +236,26 @@ def test_nano_recipe_trains_two_grpo_steps_on_cpu(tiny_model_dir: Path, tmp_path
     again = run_codedance("rl", NANO_RECIPE, *args)
     assert again.returncode == 0 and "nothing to do" in again.stdout  # a finished run is not trained past max_steps
     assert "GRPO steps: 2" in again.stdout  # and says again what it did
+
+
+@pytest.mark.slow
+def test_dynamic_sampling_generations_count_as_rollout_time(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """ms-swift's `--dynamic_sample` (DAPO) generates again from inside scoring to replace groups whose rewards are
+    all equal. A random model scores -0.2 everywhere, so every resample happens: the step generates 1 + 1 batches,
+    the reward sees both, and the seconds of the second go to `rollout_s`, not `reward_s`."""
+    items = tmp_path / "items"
+    write_trajectories(items, counting_items())
+    out = tmp_path / "run"
+    result = run_codedance(
+        "rl", NANO_RECIPE, "--set", f"model={tiny_model_dir}", "--set", f"dataset={items}", "--set", f"output_dir={out}",
+        "--set", "train.max_steps=1", "--set", "train.save_steps=1", "--set", "swift.max_completion_length=24",
+        "--set", "swift.extra_args=[--dynamic_sample, 'true', --max_resample_times, '1']", timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "std=0 groups present after 1 retries" in (out / "swift.log").read_text()
+    step = next(json.loads(line) for line in (out / "checkpoints" / "logging.jsonl").read_text().splitlines() if "reward" in line)
+    assert step["codedance/generations"] == 2.0
+    assert 0 <= step["codedance/reward_s"] < step["codedance/rollout_s"] < step["step_time"]
+    assert len((out / "rewards.jsonl").read_text().splitlines()) == 2 * 8  # both batches scored, 8 completions each
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,10 @@ average advantages per sequence (`use_liger_kernel`, `loss_type='real'`) undo th
 
 It also logs where a step's seconds go, into ms-swift's logging.jsonl: `codedance/rollout_s` (generation with the
 tool calls), `codedance/sandbox_call_s` (the sandbox calls in it, summed over calls, so concurrent calls can add up
-to more than their wall time) and `codedance/reward_s`; the rest of `train_speed(s/it)` is the update.
+to more than their wall time) and `codedance/reward_s`; the rest of `train_speed(s/it)` is the update. With
+`--dynamic_sample` ms-swift generates again from inside its scoring, to replace groups whose rewards are all equal:
+those generations count as rollout (and `codedance/generations` says how many batches a step generated), so that
+reward_s stays the reward's own time.
 """
 
 from __future__ import annotations
@@ -55,23 +58,39 @@ class CodeDanceGRPOTrainer(GRPOTrainer):
         """ms-swift's per-step metric lists (averaged into logging.jsonl) of the current mode."""
         return self._metrics["train" if self.model.training else "eval"]
 
-    def _rollout_samples(self, inputs: Any) -> Any:
-        """ms-swift's generation (multi-turn, tool calls included), timed: where an RL step's seconds go."""
+    _generation_s = 0.0  # this step's generation seconds so far (first batch and any dynamic-sampling batches)
+    _generations = 0
+
+    def _sandbox_scheduler(self) -> Any:
+        """Our scheduler, which counts its sandbox seconds (None for another scheduler or none)."""
         scheduler = getattr(self, "multi_turn_scheduler", None)
-        counts_sandbox = hasattr(scheduler, "sandbox_call_s")  # our scheduler; None or another one has no counter
-        if counts_sandbox:
-            scheduler.sandbox_call_s = 0.0
+        return scheduler if hasattr(scheduler, "sandbox_call_s") else None
+
+    def _generate_completions(self, samples: Any) -> Any:
+        """ms-swift's generation (multi-turn, tool calls included), timed, wherever ms-swift calls it from."""
         started = time.perf_counter()
-        samples = super()._rollout_samples(inputs)
-        self._step_metrics()["codedance/rollout_s"].append(time.perf_counter() - started)
-        if counts_sandbox:
-            self._step_metrics()["codedance/sandbox_call_s"].append(scheduler.sandbox_call_s)
-        return samples
+        generated = super()._generate_completions(samples)
+        self._generation_s += time.perf_counter() - started
+        self._generations += 1
+        return generated
+
+    def _rollout_samples(self, inputs: Any) -> Any:
+        """A step's first generation: the step's counters start here."""
+        self._generation_s, self._generations = 0.0, 0
+        if (scheduler := self._sandbox_scheduler()) is not None:
+            scheduler.sandbox_call_s = 0.0
+        return super()._rollout_samples(inputs)
 
     def _score_completions(self, samples: list[Any]) -> list[Any]:
-        started = time.perf_counter()
+        """The reward (and ms-swift's dynamic resampling, whose generations are taken out of the reward's time)."""
+        started, generated_before = time.perf_counter(), self._generation_s
         scored = super()._score_completions(samples)
-        self._step_metrics()["codedance/reward_s"].append(time.perf_counter() - started)
+        metrics = self._step_metrics()
+        metrics["codedance/reward_s"].append(time.perf_counter() - started - (self._generation_s - generated_before))
+        metrics["codedance/rollout_s"].append(self._generation_s)
+        metrics["codedance/generations"].append(float(self._generations))
+        if (scheduler := self._sandbox_scheduler()) is not None:
+            metrics["codedance/sandbox_call_s"].append(scheduler.sandbox_call_s)
         return scored
 
     def _postprocess_batch(self, samples: list[Any], batch_encoded_inputs: list[dict[str, Any]]) -> None:
