@@ -36,14 +36,14 @@ class SwiftGrpo:
     def check(self, recipe: RlRecipe) -> None:
         """Refuse a rollout pixel budget other than the one the starting checkpoint was trained at.
 
-        The policy is updated on what it sees: at another budget it sees images it never saw in SFT (our first GPU
-        runs did, at a quarter of SFT's visual tokens, and every rollout failed the format; docs/results.md).
+        The policy is updated on what it sees: at another budget it sees images it never saw in SFT (a GPU run did,
+        at a quarter of SFT's visual tokens, and every rollout failed the format; docs/results.md, fourth run).
         """
         from codedance_cli.models.pixel_budget import trained_budget_mismatch
 
         if (mismatch := trained_budget_mismatch(recipe.model.path or "", recipe.model.max_pixels)) is not None:
-            raise BadInput(f"{mismatch}; RL would train the policy on images it was not trained to read. Set model.max_pixels to "
-                           "that budget, or to null to take it from the checkpoint")
+            raise BadInput(f"{mismatch}; RL would train the policy on images it was not trained to read. "
+                           "Set model.max_pixels to that budget, or to null to take it from the checkpoint")
 
     def command(self, recipe: RlRecipe, files: RunFiles, *, dry_run: bool) -> tuple[list[str], dict[str, str]]:
         launcher = recipe.swift.command if dry_run else swift_executable(recipe.swift.command)
