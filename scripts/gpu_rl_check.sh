@@ -27,7 +27,7 @@
 # differ), RL_SAVE (save every RL_SAVE steps; RL_STEPS), RL_UNTIL (seconds after the run
 # began at which unfinished RL runs are stopped, so that the eval still fits the session's device time; the eval then
 # takes each run's newest saved checkpoint and walls.txt names it), PIXELS (200704), HIDDEN (512), LAYERS (8),
-# DEVICE (cuda), DTYPE (bfloat16),
+# DEVICE (cuda), DTYPE (bfloat16), RL_DRY_RUN (set: `rl` prints each run's ms-swift command and environment only),
 # EVAL_CONCURRENCY (96), WAIT (560 s that `start`/`await` follow the run). Everything lands in WORK (/tmp/gpu-rl),
 # outside the checkout, so a later device call that lays the tree anew does not wipe it.
 set -euo pipefail
@@ -85,13 +85,14 @@ synth_eval_items() {  # the held-out set and the RL items (seeds apart from SFT'
 }
 
 rl_run() {  # rl_run VARIANT-sSEED
-  local run=$1 variant=${1%-s*} seed=${1##*-s} reward status=0 resample=()
+  local run=$1 variant=${1%-s*} seed=${1##*-s} reward status=0 resample=() dry=()
   reward=$(variant_reward "$variant")
+  [[ -z ${RL_DRY_RUN:-} ]] || dry=(--dry-run)  # print each run's engine command and environment, train nothing
   if ((${RESAMPLE:-0} > 0)); then  # ms-swift's dynamic sampling: regenerate groups whose rewards are all equal
     resample=(--set "swift.extra_args=[--dynamic_sample, 'true', --max_resample_times, '$RESAMPLE']")
   fi
   # shellcheck disable=SC2086  # the reward settings are several words on purpose
-  codedance rl recipes/nano/rl.yaml --set model="$WORK/sft-tool/last" --set dataset="$WORK/rl-items" \
+  codedance rl recipes/nano/rl.yaml "${dry[@]}" --set model="$WORK/sft-tool/last" --set dataset="$WORK/rl-items" \
     --set output_dir="$WORK/rl-$run" --set limit="${RL_ITEMS:-512}" --set model.max_pixels="${PIXELS:-200704}" \
     --set model.dtype="$DTYPE" --set loop.prompt_version=codedance-v1 --set loop.max_turns="${TURNS:-4}" \
     --set sandbox.workers=8 --set sandbox.timeout_s=10 \

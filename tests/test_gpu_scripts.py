@@ -121,3 +121,22 @@ def test_rl_check_stops_rl_at_its_deadline_and_evaluates_the_newest_checkpoint(t
     assert (work / "out" / "eval_acc_fmt-s7_results.json").is_file() and (work / "out" / "eval_sft_results.json").is_file()
     assert (work / "out" / "rl_acc_fmt-s7_logging.jsonl").is_file()  # the stopped run's log still came back
     assert not subprocess.run(["pgrep", "-f", f"{work}/rl-"], capture_output=True).stdout  # nothing left running
+
+
+def test_rl_check_hands_rl_the_scripts_pixel_budget_dtype_and_resampling(tmp_path, tiny_model_dir):
+    """The one-model-spec redesign dropped gpu_rl_check.sh's RL pixel budget and dtype without a word, and the device
+    found out (RL at 64 visual tokens from an SFT at 256, in float32): the plan each RL run would launch must carry
+    the script's PIXELS and DTYPE, not the nano recipes' CPU defaults (50176, float32), and RESAMPLE's flags."""
+    work = tmp_path / "work"
+    (work / "sft-tool").mkdir(parents=True)
+    (work / "sft-tool" / "last").symlink_to(tiny_model_dir)
+    (work / "rl-items").mkdir()  # a dry run checks no data
+    env = {"PYTHON": sys.executable, "WORK": str(work), "VARIANTS": "acc_fmt bat", "RL_DRY_RUN": "1",
+           "PIXELS": "200704", "DTYPE": "bfloat16", "RESAMPLE": "2", "RL_LR": "3e-6"}
+    done = bash(f"bash scripts/gpu_rl_check.sh rl {tmp_path / 'out'}", timeout=300, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    logs = {variant: (work / "out" / f"rl-{variant}-s7.log").read_text() for variant in ("acc_fmt", "bat")}
+    for variant, log in logs.items():
+        assert "MAX_PIXELS=200704" in log and "--torch_dtype bfloat16" in log, (variant, log[-2000:])
+        assert "--dynamic_sample true --max_resample_times 2" in log and "--learning_rate 3e-06" in log, variant
+    assert not any((work / f"rl-{variant}-s7" / "checkpoints").exists() for variant in logs)  # nothing trained
