@@ -3,8 +3,9 @@
 The baseline is recipes/qwen2.5-vl-7b/sft.yaml as it stands, with only what one GPU and this model need changed:
 the model (a random Qwen2.5-VL-3B-shaped one, whose small tokenizer needs our `codedance_qwen2_5_vl` type and
 template), one process instead of 8 (so no ZeRO-3), gradient accumulation 4 instead of 16 (shorter steps, so a row
-fits in a minute; the optimizer step is then amortised over 4 micro-batches, about 1% of a step here), a step budget, a log line every step, no tensorboard. Every other row changes one ms-swift
-knob from there, through the recipe (`--set train....`) or its `extra_args`; `combined` stacks the knobs.
+fits in a minute; the optimizer step is then amortised over 4 micro-batches, about 1% of a step here), a step
+budget, a log line every step, no tensorboard. Every other row changes one ms-swift knob from there, through the
+recipe (`--set train....`) or its `extra_args`; `combined` stacks the knobs.
 """
 
 from __future__ import annotations

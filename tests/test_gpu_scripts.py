@@ -5,7 +5,8 @@ returned: it started `codedance judge serve` through a shell function in the bac
 a bash subshell (which ignores SIGINT, as background jobs of scripts do) and never the server. The verl phase behind
 it never started and the call's device time ran out. The judge phase runs here with the transformers engine, so the
 same break shows on CPU as a test that does not end. The multi-GPU node check's GRPO phase runs here too, with two
-CPU processes, and the RL check's deadline (RL_UNTIL), which a lost session would otherwise find out about on the GPU.
+CPU processes, and the RL check's deadline (RL_UNTIL), which a lost session would otherwise find out about on the GPU,
+and the settings its RL runs are launched with (RL_DRY_RUN).
 """
 
 from __future__ import annotations

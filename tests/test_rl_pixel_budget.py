@@ -1,8 +1,8 @@
 """The pixel budget a checkpoint was trained at, recorded by our training and held to by `codedance rl`.
 
-Three GPU RL runs trained the policy at 50176 pixels an image (the nano recipes' shared model section) from an SFT
-model trained at 200704: every rollout failed the format and RL could only drift. These tests pin the record and the
-refusal that would have caught it.
+Two GPU RL runs (docs/results.md, fourth run, seed 7) trained the policy at 50176 pixels an image (the nano recipes'
+shared model section) from an SFT model trained at 200704: nearly every rollout failed the format and RL could only
+drift. These tests pin the record and the refusal that would have caught it.
 """
 
 from __future__ import annotations

@@ -23,6 +23,13 @@ from codedance_cli.common.atomic import atomic_write_text
 
 PIXELS_PER_TOKEN = 28 * 28
 TRAINED_BUDGET_FILE = "codedance_pixel_budget.json"  # {"min_pixels": .., "max_pixels": ..}: what training used
+EVAL_ADVICE = ("A fine-tuned model must be evaluated with the budget its training actually used; a mismatch can turn its "
+               "output into gibberish.")
+
+
+def _visual_tokens(max_pixels: int, reference: int) -> str:
+    """What a budget other than `reference` does to each image, in visual tokens."""
+    return f"images become up to {max_pixels // PIXELS_PER_TOKEN} visual tokens instead of {reference // PIXELS_PER_TOKEN}"
 
 
 def processor_config(path: str | Path) -> dict[str, Any]:
@@ -62,8 +69,7 @@ def trained_budget_mismatch(path: str | Path, max_pixels: int | None) -> str | N
     if max_pixels is None or trained is None or max_pixels == trained:
         return None
     return (f"model.max_pixels={max_pixels} differs from the budget {str(path)!r} was trained at ({trained}, recorded in "
-            f"{TRAINED_BUDGET_FILE}): images become up to {max_pixels // PIXELS_PER_TOKEN} visual tokens instead of "
-            f"{trained // PIXELS_PER_TOKEN}")
+            f"{TRAINED_BUDGET_FILE}): {_visual_tokens(max_pixels, trained)}")
 
 
 def check_pixel_budget(path: str | Path, max_pixels: int | None) -> str | None:
@@ -73,13 +79,12 @@ def check_pixel_budget(path: str | Path, max_pixels: int | None) -> str | None:
     smaller one is the everyday case of a recipe capping a released model's generous default.
     """
     if (mismatch := trained_budget_mismatch(path, max_pixels)) is not None:
-        return f"{mismatch}. A fine-tuned model must be evaluated with the budget its training actually used; a mismatch can turn its output into gibberish."
+        return f"{mismatch}. {EVAL_ADVICE}"
     saved = saved_max_pixels(path)
     if max_pixels is None or saved is None or max_pixels <= saved:
         return None
-    return (f"model.max_pixels={max_pixels} exceeds the pixel budget saved with {str(path)!r} ({saved}): images become "
-            f"up to {max_pixels // PIXELS_PER_TOKEN} visual tokens instead of {saved // PIXELS_PER_TOKEN}. A fine-tuned "
-            "model must be evaluated with the budget its training actually used; a mismatch can turn its output into gibberish.")
+    return (f"model.max_pixels={max_pixels} exceeds the pixel budget saved with {str(path)!r} ({saved}): "
+            f"{_visual_tokens(max_pixels, saved)}. {EVAL_ADVICE}")
 
 
 def record_pixel_budget(config_file: Path, budget: tuple[int, int]) -> None:
@@ -92,4 +97,4 @@ def record_pixel_budget(config_file: Path, budget: tuple[int, int]) -> None:
     size = data.get("image_processor", {}).get("size")
     if isinstance(size, dict):
         size.update(shortest_edge=budget[0], longest_edge=budget[1])
-    config_file.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(config_file, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
