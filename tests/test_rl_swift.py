@@ -226,6 +226,7 @@ def test_nano_recipe_trains_two_grpo_steps_on_cpu(tiny_model_dir: Path, tmp_path
     assert json.loads((checkpoint / "codedance_pixel_budget.json").read_text())["max_pixels"] == 50176  # what RL saw
     swift_args = json.loads((out / "checkpoints" / "args.json").read_text())  # what ms-swift parsed
     assert swift_args["loss_type"] == "dapo"  # train.loss_agg_mode token-mean, verl's default
+    assert (swift_args["torch_dtype"], swift_args["bf16"], swift_args["fp16"]) == ("float32", False, False)  # plain float32 on CPU
     summary = json.loads((out / "rl_summary.json").read_text())  # what the demo checks: was there a learning signal?
     assert summary["steps"] == 2 and set(summary) >= {"first_reward", "last_reward_std", "mean_frac_reward_zero_std", "trained"}
     assert set(summary["tools"]) == {"calls_per_rollout", "failed_share", "failure_kinds"}  # from rewards.jsonl

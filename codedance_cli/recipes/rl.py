@@ -88,6 +88,11 @@ class TrainConfig(RecipeModel):
         "--loss_type dapo / grpo / dr_grpo. token-mean (verl's default, so the release's) weighs every token alike; "
         "seq-mean-token-mean (ms-swift's own default) divides each completion by its length, which makes a long "
         "wrong completion cost less per token than a short one.")
+    master_weights: Literal["float32", "model"] = Field(
+        "float32", description="The dtype the trained weights and the optimizer state are kept in. float32: float32 "
+        "master weights, forward and backward in model.dtype (verl's FSDP actor default, so the release's); model: the "
+        "weights themselves in model.dtype (ms-swift's default), where at RL learning rates most bf16 updates round "
+        "to nothing (docs/reward.md, Precision).")
     save_steps: int = Field(20, description="Checkpoint every this many steps.")
     gradient_checkpointing: bool = Field(True, description="Trade compute for activation memory.")
     seed: int = Field(42, description="Seed for data order and sampling.")

@@ -43,7 +43,7 @@ def swift_args(recipe: RlRecipe, files: RunFiles) -> list[str]:
         gradient_accumulation_steps=swift.gradient_accumulation_steps, max_length=swift.max_length,
         gradient_checkpointing=train.gradient_checkpointing, seed=train.seed,
         dataloader_num_workers=swift.dataloader_num_workers, dataset_num_proc=1, logging_steps=swift.logging_steps,
-        save_steps=train.save_steps, report_to="none", max_steps=train.max_steps,
+        save_steps=train.save_steps, report_to="none", max_steps=train.max_steps, master_weights=train.master_weights,
     )
     args = [
         "rlhf",

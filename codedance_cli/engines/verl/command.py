@@ -78,6 +78,14 @@ def hydra_quoted(text: str) -> str:
     return "'" + re.sub(r"(\\*)('|\Z)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text) + "'"
 
 
+VERL_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def verl_model_dtype(recipe: RlRecipe) -> str:
+    """The actor's weight dtype under FSDP (verl computes in bf16 either way): float32 masters, or the model's dtype."""
+    return "fp32" if recipe.train.master_weights == "float32" else VERL_DTYPES[recipe.model.training_dtype()]
+
+
 def verl_overrides(recipe: RlRecipe, files: RunFiles) -> list[str]:
     """Hydra overrides for verl's ppo_trainer config, in the order a reader checks them."""
     train, verl = recipe.train, recipe.verl
@@ -109,6 +117,7 @@ def verl_overrides(recipe: RlRecipe, files: RunFiles) -> list[str]:
         f"actor_rollout_ref.actor.entropy_coeff={train.entropy_coeff}",
         f"actor_rollout_ref.actor.loss_agg_mode={train.loss_agg_mode}",
         f"actor_rollout_ref.actor.fsdp_config.param_offload={verl.param_offload}",
+        f"actor_rollout_ref.actor.fsdp_config.model_dtype={verl_model_dtype(recipe)}",
         f"actor_rollout_ref.actor.fsdp_config.optimizer_offload={verl.optimizer_offload}",
         f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={train.micro_batch_size_per_gpu}",
         f"actor_rollout_ref.ref.fsdp_config.param_offload={verl.param_offload}",
