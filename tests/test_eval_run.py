@@ -130,8 +130,9 @@ def test_tool_mode_all_formats_scores_reports_plots_and_viewer(tool_run):
     # HR-Bench's official number averages within rotation groups: group 0 = 1/2, group 1 = 1/1 -> 0.75
     assert results["benchmarks"]["hrbench_4k"]["headline"] == pytest.approx(0.75)
     assert results["benchmarks"]["vstar"]["categories"] == {
-        "direct_attributes": {"items": 1, "accuracy": 1.0, "printed_reference": 0.0},  # the cells print sizes only
-        "relative_position": {"items": 1, "accuracy": 0.0, "printed_reference": 0.0},
+        # the cells print sizes only, so no sample printed its reference and there is nothing to read off
+        "direct_attributes": {"items": 1, "accuracy": 1.0, "printed_reference": 0.0, "read_off": None},
+        "relative_position": {"items": 1, "accuracy": 0.0, "printed_reference": 0.0, "read_off": None},
     }
     # the sandbox really ran the code: the printed size and the returned crop are in the log
     line = json.loads((out / "samples.jsonl").read_text().splitlines()[0])

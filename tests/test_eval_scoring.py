@@ -12,7 +12,7 @@ from codedance_cli.eval.benchmarks.answers import extract_letter
 from codedance_cli.eval.benchmarks.chartqa import relaxed_correct
 from codedance_cli.eval.benchmarks.mathvista import edit_distance
 from codedance_cli.eval.samples import SampleLog, SampleRecord
-from codedance_cli.eval.scoring import ScoredSample, majority_vote, printed_reference
+from codedance_cli.eval.scoring import ScoredSample, majority_vote, printed_reference, read_off
 from codedance_cli.trajectory.schema import Observation, Trajectory, Turn
 
 
@@ -253,3 +253,12 @@ def test_sample_log_garbage_in_the_middle_is_bad_input(tmp_path: Path):
 def test_printed_reference(stdout, reference, choices, printed):
     item = task(ground_truth=reference, choices=choices, answer_type="choice" if choices else "number")
     assert printed_reference([stdout], item) is printed
+
+
+def test_read_off_counts_only_samples_whose_code_printed_the_reference() -> None:
+    """The GPU RL runs' failure: code printed the count in every counting sample, the answer was right in 11 of 24.
+    read-off is that 11/24; a right answer the code never printed (a guess) does not count for it."""
+    printed = [ScoredSample("b", f"t{i}", 0, "counting", "4", correct=i < 11, printed_reference=True) for i in range(24)]
+    guessed = ScoredSample("b", "g", 0, "counting", "4", correct=True, printed_reference=False)
+    assert read_off([*printed, guessed]) == pytest.approx(11 / 24)
+    assert read_off([guessed]) is None  # nothing printed: no read-off to speak of, not 0 %

@@ -78,14 +78,17 @@ def write_report_md(results: dict[str, Any], path: Path) -> Path:
         "### Per category",
         "",
         "printed %: share of samples in which a code cell printed the reference answer (for a lettered choice, its option "
-        "text). Accuracy well under it means the code found the answer and the model did not read it off.",
+        "text). read-off %: of those samples, the share answered right. Accuracy well under printed % with a low "
+        "read-off means the code found the answer and the model did not carry it into its answer.",
         "",
-        "| benchmark | category | items | accuracy % | printed % |",
-        "| --- | --- | ---: | ---: | ---: |",
+        "| benchmark | category | items | accuracy % | printed % | read-off % |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for s in results["benchmarks"].values():
         for name, category in s["categories"].items():
-            lines.append(f"| {s['name']} | {name} | {category['items']} | {_pct(category['accuracy'])} | {_pct(category['printed_reference'])} |")
+            read = category.get("read_off")  # results.json files written before it have none
+            lines.append(f"| {s['name']} | {name} | {category['items']} | {_pct(category['accuracy'])} "
+                         f"| {_pct(category['printed_reference'])} | {'-' if read is None else _pct(read)} |")
     lines += [
         "",
         "## Format adherence",

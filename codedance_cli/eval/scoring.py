@@ -161,14 +161,24 @@ def _share(values: list[bool]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+def read_off(samples: list[ScoredSample]) -> float | None:
+    """Of the samples whose code printed the reference answer, the share answered right (None: none printed it).
+
+    Accuracy mixes two skills: writing code that finds the answer (printed %) and carrying what it printed into the
+    answer. This is the second alone: a model at 100 % printed and 46 % read-off finds the value and then ignores it.
+    """
+    printed = [s.correct for s in samples if s.printed_reference]
+    return _share(printed) if printed else None
+
+
 def summarize(benchmark: Benchmark, results: list[TaskResult], tasks: dict[str, Trajectory]) -> dict[str, Any]:
     """Everything the table, report and plots show for one benchmark."""
     samples = [s for result in results for s in result.samples]
     by_category: dict[str, list[bool]] = defaultdict(list)
-    printed_by_category: dict[str, list[bool]] = defaultdict(list)
+    samples_by_category: dict[str, list[ScoredSample]] = defaultdict(list)
     for result in results:
         by_category[result.category].append(result.correct)
-        printed_by_category[result.category] += [s.printed_reference for s in result.samples]
+        samples_by_category[result.category] += result.samples
     calls = sum(s.tool_calls for s in samples)
     failed = sum(s.failed_calls for s in samples)
     return {
@@ -180,10 +190,15 @@ def summarize(benchmark: Benchmark, results: list[TaskResult], tasks: dict[str, 
         "sample_accuracy": _share([s.correct for s in samples]),
         "pass_at_n": _share([any(s.correct for s in r.samples) for r in results]),
         "categories": {
-            name: {"items": len(values), "accuracy": _share(values), "printed_reference": _share(printed_by_category[name])}
+            name: {
+                "items": len(values), "accuracy": _share(values),
+                "printed_reference": _share([s.printed_reference for s in samples_by_category[name]]),
+                "read_off": read_off(samples_by_category[name]),
+            }
             for name, values in sorted(by_category.items())
         },
         "printed_reference": _share([s.printed_reference for s in samples]),
+        "read_off": read_off(samples),
         "tool_calls_per_sample": calls / len(samples) if samples else 0.0,
         "tool_calls_histogram": dict(sorted(Counter(s.tool_calls for s in samples).items())),
         "tool_calls": calls,
