@@ -139,7 +139,7 @@ def test_rl_check_hands_rl_the_scripts_pixel_budget_dtype_and_resampling(tmp_pat
     logs = {variant: (work / "out" / f"rl-{variant}-s7.log").read_text() for variant in ("acc_fmt", "bat")}
     for variant, log in logs.items():
         assert "MAX_PIXELS=200704" in log, (variant, log[-2000:])
-        # bf16 compute on float32 master weights: in pure bf16 most RL-sized updates round away (docs/reward.md)
+        # bf16 compute on float32 master weights: in pure bf16 most RL-sized updates round away (docs/paper-settings.md)
         assert "--torch_dtype float32 --bf16 true --fp16 false" in log, (variant, log[-2000:])
         assert "--dynamic_sample true --max_resample_times 2" in log and "--learning_rate 3e-06" in log, variant
     assert not any((work / f"rl-{variant}-s7" / "checkpoints").exists() for variant in logs)  # nothing trained

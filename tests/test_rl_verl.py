@@ -52,6 +52,7 @@ def test_paper_recipe_composes_and_passes_verl_validation(paper_recipe: RlRecipe
     assert config.actor_rollout_ref.actor.optim.lr == pytest.approx(1e-6)
     assert config.actor_rollout_ref.actor.use_kl_loss is False
     assert config.actor_rollout_ref.actor.loss_agg_mode == "token-mean"  # as ms-swift's dapo on the one-machine path
+    assert config.actor_rollout_ref.actor.fsdp_config.model_dtype == "fp32"  # float32 master weights, as ms-swift's
     assert (rollout.n, rollout.name, rollout.tensor_model_parallel_size, rollout.gpu_memory_utilization) == (8, "vllm", 1, 0.3)
     assert rollout.multi_turn.enable is True and rollout.agent.default_agent_loop == "tool_agent"
     assert rollout.multi_turn.tool_config_path == str(files.tool_config)
@@ -66,6 +67,13 @@ def test_paper_recipe_composes_and_passes_verl_validation(paper_recipe: RlRecipe
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
 
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+
+
+def test_master_weights_in_the_model_dtype_reach_verl_as_its_own_spelling(tmp_path: Path) -> None:
+    recipe = load_recipe(PAPER_RECIPE, [f"output_dir={tmp_path}", "model.path=/models/sft", "train.master_weights=model",
+                                        "model.dtype=bfloat16"], expect_stage="rl")
+    config = compose_verl(verl_overrides(recipe, RunFiles(recipe.output_dir)))
+    assert config.actor_rollout_ref.actor.fsdp_config.model_dtype == "bf16"
 
 
 def test_chat_template_override_quoting_and_the_models_own(paper_recipe: RlRecipe) -> None:

@@ -92,7 +92,7 @@ class TrainConfig(RecipeModel):
         "float32", description="The dtype the trained weights and the optimizer state are kept in. float32: float32 "
         "master weights, forward and backward in model.dtype (verl's FSDP actor default, so the release's); model: the "
         "weights themselves in model.dtype (ms-swift's default), where at RL learning rates most bf16 updates round "
-        "to nothing (docs/reward.md, Precision).")
+        "to nothing (docs/paper-settings.md, 'Precision of the trained weights').")
     save_steps: int = Field(20, description="Checkpoint every this many steps.")
     gradient_checkpointing: bool = Field(True, description="Trade compute for activation memory.")
     seed: int = Field(42, description="Seed for data order and sampling.")

@@ -121,8 +121,8 @@ def precision_args(compute_dtype: str, master_weights: str = "model") -> list[st
 
     ms-swift loads, trains and updates the weights in `--torch_dtype` and picks the autocast from it alone: bfloat16
     gives bf16 weights *and* bf16 Adam state, where an update under half a bf16 step of the weight rounds away (at lr
-    1e-5 the 25M pipeline model's weights move in only 14 % of places a step: docs/reward.md, "Precision"); float32
-    gives fp16 autocast with a loss scaler. So: compute float32 trains in plain float32; master_weights "float32"
+    1e-5 an Adam step moves 14 % of the 25M pipeline model's weights: docs/paper-settings.md, "Precision of the trained
+    weights"); float32 gives fp16 autocast with a loss scaler. So: compute float32 trains in plain float32; master_weights "float32"
     keeps float32 weights and optimizer state with bf16/fp16 autocast (what verl's FSDP actor does by default);
     "model" keeps the weights in the compute dtype (ms-swift's own choice; half the memory of weights and state).
     """
