@@ -67,6 +67,12 @@ ROWS: dict[str, Row] = {row.name: row for row in (
     Row("profile_no_ckpt", f"no_ckpt under torch.profiler ({PROFILED} steps)",
         sets=("train.gradient_checkpointing=false",), profile=True),
     Row("eager", "attn_impl eager (instead of SDPA)", sets=("train.attn_impl=eager",)),
+    # what the no_ckpt profile left (GPU busy 60 %, ~25k kernel launches a step, 5.7k elementwise multiplies):
+    Row("liger_no_ckpt", "--use_liger_kernel true + gradient_checkpointing false (fused norms, SwiGLU, RoPE, loss)",
+        sets=("train.gradient_checkpointing=false",), extra_args=("--use_liger_kernel", "true")),
+    Row("batch2_no_ckpt", "batch 2 x 2 (padded) + gradient_checkpointing false: half the launches a token",
+        sets=("train.per_device_train_batch_size=2", "train.gradient_accumulation_steps=2",
+              "train.gradient_checkpointing=false")),
     Row("combined", "liger + no checkpointing + batch 4 padding-free + 8 workers",
         sets=(*BATCH4, "train.gradient_checkpointing=false", "train.dataloader_num_workers=8"),
         extra_args=("--use_liger_kernel", "true", "--padding_free", "true"), sdpa_padding_free=True),
