@@ -73,6 +73,8 @@ ROWS: dict[str, Row] = {row.name: row for row in (
     Row("batch2_no_ckpt", "batch 2 x 2 (padded) + gradient_checkpointing false: half the launches a token",
         sets=("train.per_device_train_batch_size=2", "train.gradient_accumulation_steps=2",
               "train.gradient_checkpointing=false")),
+    Row("fp32_master", "train.master_weights float32: float32 weights and Adam state under bf16 autocast (what a "
+        "low lr needs without DeepSpeed); its cost in time and memory", sets=("train.master_weights=float32",)),
     Row("combined", "liger + no checkpointing + batch 4 padding-free + 8 workers",
         sets=(*BATCH4, "train.gradient_checkpointing=false", "train.dataloader_num_workers=8"),
         extra_args=("--use_liger_kernel", "true", "--padding_free", "true"), sdpa_padding_free=True),

@@ -59,11 +59,20 @@ def test_paper_recipe_command_and_environment(dataset: Path) -> None:
     assert flags["model"] == ["Qwen/Qwen2.5-VL-7B-Instruct"] and flags["dataset"] == ["/d/train.jsonl"]
     assert flags["tuner_type"] == ["full"] and flags["freeze_vit"] == ["true"] and flags["deepspeed"] == ["zero3"]
     assert flags["torch_dtype"] == ["bfloat16"] and flags["gradient_checkpointing"] == ["true"]
+    assert (flags["bf16"], flags["fp16"]) == (["true"], ["false"])  # spelt out, not left to ms-swift's inference
     assert "max_pixels" not in flags and flags["max_length"] == ["16384"]  # the budget travels as MAX_PIXELS
     assert flags["per_device_train_batch_size"] == ["1"] and flags["gradient_accumulation_steps"] == ["16"]
     env = swift_env(recipe)
     assert env == {"MAX_PIXELS": "1003520", "NPROC_PER_NODE": "8", "NNODES": "1", "NODE_RANK": "0",
                    "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500", "CODEDANCE_VIT_VARLEN": "1"}
+
+
+def test_float32_master_weights_load_float32_and_autocast_bf16(dataset: Path) -> None:
+    """Without DeepSpeed, bf16 weights round most low-lr Adam steps away (docs/paper-settings.md); float32 masters
+    mean: load float32, autocast bf16, never fp16 (ms-swift's own pick for a float32 --torch_dtype)."""
+    recipe = load_recipe(PAPER, [f"dataset.path={dataset}", "train.master_weights=float32", "train.deepspeed=none"])
+    flags = _flags(swift_args(recipe, "m", Path("d.jsonl")))
+    assert (flags["torch_dtype"], flags["bf16"], flags["fp16"]) == (["float32"], ["true"], ["false"])
 
 
 def test_multi_node_lora_and_extra_args(dataset: Path) -> None:
@@ -89,6 +98,7 @@ def test_single_process_sets_no_torchrun_variables(tiny_model_dir: Path, dataset
     assert swift_env(recipe) == {"MAX_PIXELS": "50176"}
     flags = _flags(swift_args(recipe, str(tiny_model_dir), dataset))
     assert flags["torch_dtype"] == ["float32"] and flags["max_steps"] == ["300"] and "deepspeed" not in flags
+    assert (flags["bf16"], flags["fp16"]) == (["false"], ["false"])  # plain float32: no fp16 autocast on a GPU either
     assert flags["check_model"] == ["false"]  # a local folder has no hub copy to check against
     # the CPU model type is ours: the plugin file that registers it goes along
     assert flags["model_type"] == ["codedance_qwen2_5_vl"] and flags["external_plugins"][0].endswith("engines/swift/sft_plugin.py")

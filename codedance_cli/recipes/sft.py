@@ -29,6 +29,11 @@ class SftTrainConfig(RecipeModel):
     max_grad_norm: float = Field(1.0, description="Gradient clipping norm.")
     max_length: int = Field(8192, description="Tokens per sample (text + image tokens); longer samples are dropped.")
     gradient_checkpointing: bool = Field(True, description="Recompute activations in backward to save memory.")
+    master_weights: Literal["model", "float32"] = Field(
+        "model", description="The dtype the trained weights and the optimizer state are kept in. model: model.dtype "
+        "(ms-swift's default; under DeepSpeed its bf16 optimizer keeps float32 masters anyway); float32: float32 "
+        "weights under model.dtype autocast, for low learning rates without DeepSpeed, where a bf16 weight rounds most "
+        "steps away (docs/paper-settings.md, 'Precision of the trained weights'). RL recipes default to float32.")
     deepspeed: Literal["none", "zero1", "zero2", "zero3", "zero3_offload"] = Field(
         "none", description="ms-swift's built-in DeepSpeed config; zero3 shards weights, grads and optimizer state.")
     attn_impl: Literal["auto", "sdpa", "eager", "flash_attn", "flash_attention_2"] = Field(

@@ -43,7 +43,7 @@ def swift_args(recipe: SftRecipe, model: str, dataset_jsonl: Path, launcher: str
         gradient_checkpointing=train.gradient_checkpointing, seed=train.seed,
         dataloader_num_workers=train.dataloader_num_workers, dataset_num_proc=train.dataset_num_proc,
         logging_steps=train.logging_steps, save_steps=train.save_steps, report_to=train.report_to,
-        max_steps=train.max_steps,
+        max_steps=train.max_steps, master_weights=train.master_weights,
     )
     argv = [
         launcher, "sft",
