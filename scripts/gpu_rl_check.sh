@@ -20,7 +20,8 @@
 # Each variant runs once per GRPO seed in RL_SEEDS (7), as run NAME = VARIANT-sSEED (rl-NAME/, eval-NAME/).
 # Knobs: ITEMS (3000 SFT items), SEED (100), HELDOUT (192, seed 777), RL_ITEMS (512, seed RL_SEED 300), RL_FAMILIES
 # (the families RL samples from; default all but charts, where SFT's pass rate is 0 so every group is equal and
-# carries no gradient), STEPS (1000 SFT steps), RL_STEPS (40), RL_LR (1e-5), ROLLOUTS (8 a prompt), RL_BATCH (32
+# carries no gradient), STEPS (1000 SFT steps), RL_STEPS (40), RL_LR (2e-5: with float32 master weights it moved
+# behaviour in 40 steps and broke nothing, docs/results.md's fifth run), ROLLOUTS (8 a prompt), RL_BATCH (32
 # completions a step), TURNS (4),
 # COMPLETION (512 tokens a turn), RESAMPLE (0; N > 0: ms-swift's dynamic sampling, up to N more generation batches
 # a step to replace groups whose rewards are all equal, so that every step's gradient comes from groups that
@@ -97,7 +98,7 @@ rl_run() {  # rl_run VARIANT-sSEED
     --set model.dtype="$DTYPE" --set loop.prompt_version=codedance-v1 --set loop.max_turns="${TURNS:-4}" \
     --set sandbox.workers=8 --set sandbox.timeout_s=10 \
     --set train.max_steps="${RL_STEPS:-40}" --set train.save_steps="${RL_SAVE:-${RL_STEPS:-40}}" --set train.epochs=10 \
-    --set train.rollout_n="${ROLLOUTS:-8}" --set train.learning_rate="${RL_LR:-1e-5}" --set train.seed="$seed" \
+    --set train.rollout_n="${ROLLOUTS:-8}" --set train.learning_rate="${RL_LR:-2e-5}" --set train.seed="$seed" \
     --set swift.per_device_train_batch_size="${RL_BATCH:-32}" \
     --set swift.max_completion_length="${COMPLETION:-512}" --set swift.max_length=8192 "${resample[@]}" \
     $reward || status=$?  # errexit is off under `timed`; a run stopped at RL_UNTIL still leaves its logs
