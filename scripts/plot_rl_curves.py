@@ -13,6 +13,7 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 
@@ -41,20 +42,41 @@ def variant_curves(folder: Path, variant: str, rewards: list[dict]) -> dict[str,
     }
 
 
-def family_accuracy(rewards: list[dict], window: int = 5) -> dict[str, tuple[float, float, int]]:
-    """Per task family: rollout accuracy over the first and the last `window` steps, and the rollouts seen.
+class FamilyTrend(NamedTuple):
+    """One task family's rollouts at the start and the end of a run."""
+
+    first_accuracy: float
+    last_accuracy: float
+    first_calls: float | None  # tool calls a rollout (None: a reward log without the field)
+    last_calls: float | None
+    rollouts: int
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def family_trends(rewards: list[dict], window: int = 5) -> dict[str, FamilyTrend]:
+    """Per task family: rollout accuracy and tool calls a rollout over the first and the last `window` steps.
 
     A family whose rollouts are all wrong (or all right) gives GRPO no gradient, whatever the reward: this says which
-    families the run could learn from. Reward logs written before the `family` field have none (an empty dict)."""
-    by_family: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    families the run could learn from, and whether their behaviour moved (calls) when their accuracy did not. Reward
+    logs written before the `family` field have none (an empty dict)."""
+    by_family: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for entry in rewards:
         if entry.get("family"):
-            by_family[entry["family"]][entry["step"]].append(entry["accuracy"])
+            by_family[entry["family"]][entry["step"]].append(entry)
     table = {}
     for family, steps in sorted(by_family.items()):
-        first = [value for step in sorted(steps)[:window] for value in steps[step]]
-        last = [value for step in sorted(steps)[-window:] for value in steps[step]]
-        table[family] = (sum(first) / len(first), sum(last) / len(last), sum(len(values) for values in steps.values()))
+        first = [entry for step in sorted(steps)[:window] for entry in steps[step]]
+        last = [entry for step in sorted(steps)[-window:] for entry in steps[step]]
+        has_calls = all("tool_calls" in entry for entry in first + last)
+        table[family] = FamilyTrend(
+            _mean([entry["accuracy"] for entry in first]), _mean([entry["accuracy"] for entry in last]),
+            _mean([entry["tool_calls"] for entry in first]) if has_calls else None,
+            _mean([entry["tool_calls"] for entry in last]) if has_calls else None,
+            sum(len(entries) for entries in steps.values()),
+        )
     return table
 
 
@@ -85,8 +107,10 @@ def main() -> None:
             f"{variant:12} steps {len(accuracy):3}  reward {values['reward mean'][0]:.3f} -> {values['reward mean'][-1]:.3f}  "
             f"rollout accuracy (first 5 / last 5 steps) {sum(head) / len(head):.3f} -> {sum(tail) / len(tail):.3f}"
         )
-        for family, (first, last, count) in family_accuracy(rewards[variant]).items():
-            print(f"{'':12}   {family:16} rollout accuracy {first:.3f} -> {last:.3f} ({count} rollouts)")
+        for family, trend in family_trends(rewards[variant]).items():
+            calls = "" if trend.first_calls is None else f", calls a rollout {trend.first_calls:.2f} -> {trend.last_calls:.2f}"
+            print(f"{'':12}   {family:16} rollout accuracy {trend.first_accuracy:.3f} -> {trend.last_accuracy:.3f}{calls} "
+                  f"({trend.rollouts} rollouts)")
     print(f"wrote {target}")
 
 
