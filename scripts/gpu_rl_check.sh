@@ -22,7 +22,8 @@
 # (the families RL samples from; default all but charts, where SFT's pass rate is 0 so every group is equal and
 # carries no gradient), STEPS (1000 SFT steps), RL_STEPS (40), RL_LR (2e-5: with float32 master weights it moved
 # behaviour in 40 steps and broke nothing, docs/results.md's fifth run), ROLLOUTS (8 a prompt), RL_BATCH (32
-# completions a step), TURNS (4),
+# completions a step), RL_MICRO (RL_BATCH: completions a forward pass; RL_BATCH / RL_MICRO micro-batches are
+# accumulated into the step, which cuts each run's activation memory, 40-48 GiB at 48 in one pass), TURNS (4),
 # COMPLETION (512 tokens a turn), RESAMPLE (0; N > 0: ms-swift's dynamic sampling, up to N more generation batches
 # a step to replace groups whose rewards are all equal, so that every step's gradient comes from groups that
 # differ), RL_SAVE (save every RL_SAVE steps; RL_STEPS), RL_UNTIL (seconds after the run
@@ -86,7 +87,9 @@ synth_eval_items() {  # the held-out set and the RL items (seeds apart from SFT'
 }
 
 rl_run() {  # rl_run VARIANT-sSEED
-  local run=$1 variant=${1%-s*} seed=${1##*-s} reward status=0 resample=() dry=()
+  local run=$1 variant=${1%-s*} seed=${1##*-s} reward status=0 resample=() dry=() batch=${RL_BATCH:-32} micro
+  micro=${RL_MICRO:-$batch}
+  ((batch % micro == 0)) || { echo "RL_BATCH=$batch is not a multiple of RL_MICRO=$micro" >&2; return 2; }
   reward=$(variant_reward "$variant")
   [[ -z ${RL_DRY_RUN:-} ]] || dry=(--dry-run)  # print each run's engine command and environment, train nothing
   if ((${RESAMPLE:-0} > 0)); then  # ms-swift's dynamic sampling: regenerate groups whose rewards are all equal
@@ -99,7 +102,7 @@ rl_run() {  # rl_run VARIANT-sSEED
     --set sandbox.workers=8 --set sandbox.timeout_s=10 \
     --set train.max_steps="${RL_STEPS:-40}" --set train.save_steps="${RL_SAVE:-${RL_STEPS:-40}}" --set train.epochs=10 \
     --set train.rollout_n="${ROLLOUTS:-8}" --set train.learning_rate="${RL_LR:-2e-5}" --set train.seed="$seed" \
-    --set swift.per_device_train_batch_size="${RL_BATCH:-32}" \
+    --set swift.per_device_train_batch_size="$micro" --set swift.gradient_accumulation_steps="$((batch / micro))" \
     --set swift.max_completion_length="${COMPLETION:-512}" --set swift.max_length=8192 "${resample[@]}" \
     $reward || status=$?  # errexit is off under `timed`; a run stopped at RL_UNTIL still leaves its logs
   cp "$WORK/rl-$run/checkpoints/logging.jsonl" "$LOGS/rl_${run}_logging.jsonl" 2>/dev/null || true

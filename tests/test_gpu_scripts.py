@@ -133,7 +133,7 @@ def test_rl_check_hands_rl_the_scripts_pixel_budget_dtype_and_resampling(tmp_pat
     (work / "sft-tool" / "last").symlink_to(tiny_model_dir)
     (work / "rl-items").mkdir()  # a dry run checks no data
     env = {"PYTHON": sys.executable, "WORK": str(work), "VARIANTS": "acc_fmt bat", "RL_DRY_RUN": "1",
-           "PIXELS": "200704", "DTYPE": "bfloat16", "RESAMPLE": "2", "RL_LR": "3e-6"}
+           "PIXELS": "200704", "DTYPE": "bfloat16", "RESAMPLE": "2", "RL_LR": "3e-6", "RL_BATCH": "48", "RL_MICRO": "16"}
     done = bash(f"bash scripts/gpu_rl_check.sh rl {tmp_path / 'out'}", timeout=300, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     logs = {variant: (work / "out" / f"rl-{variant}-s7.log").read_text() for variant in ("acc_fmt", "bat")}
@@ -142,4 +142,6 @@ def test_rl_check_hands_rl_the_scripts_pixel_budget_dtype_and_resampling(tmp_pat
         # bf16 compute on float32 master weights: in pure bf16 most RL-sized updates round away (docs/paper-settings.md)
         assert "--torch_dtype float32 --bf16 true --fp16 false" in log, (variant, log[-2000:])
         assert "--dynamic_sample true --max_resample_times 2" in log and "--learning_rate 3e-06" in log, variant
+        # 48 completions a step in 3 micro-batches of 16 (each run's activation memory a third)
+        assert "--per_device_train_batch_size 16 --gradient_accumulation_steps 3" in log, variant
     assert not any((work / f"rl-{variant}-s7" / "checkpoints").exists() for variant in logs)  # nothing trained
