@@ -105,7 +105,7 @@ def main() -> None:
         head, tail = accuracy[:5], accuracy[-5:]
         print(
             f"{variant:12} steps {len(accuracy):3}  reward {values['reward mean'][0]:.3f} -> {values['reward mean'][-1]:.3f}  "
-            f"rollout accuracy (first 5 / last 5 steps) {sum(head) / len(head):.3f} -> {sum(tail) / len(tail):.3f}"
+            f"rollout accuracy (first 5 / last 5 steps) {_mean(head):.3f} -> {_mean(tail):.3f}"
         )
         for family, trend in family_trends(rewards[variant]).items():
             calls = "" if trend.first_calls is None else f", calls a rollout {trend.first_calls:.2f} -> {trend.last_calls:.2f}"

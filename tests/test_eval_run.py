@@ -141,6 +141,7 @@ def test_tool_mode_all_formats_scores_reports_plots_and_viewer(tool_run):
     assert json.loads((out / "results.json").read_text())["benchmarks"].keys() == expected.keys()
     report = (out / "report.md").read_text()
     assert "| vstar | 2 | 50.0 |" in report and "## Format adherence" in report and "viewer.html" in report
+    assert "| vstar | direct_attributes | 1 | 100.0 | 0.0 | - |" in report  # nothing printed: no read-off, not 0 %
     for plot in ("accuracy", "tool_calls", "exec_failure_rate"):
         assert (out / "plots" / f"{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     viewer = (out / "viewer.html").read_text()

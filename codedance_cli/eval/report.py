@@ -86,7 +86,7 @@ def write_report_md(results: dict[str, Any], path: Path) -> Path:
     ]
     for s in results["benchmarks"].values():
         for name, category in s["categories"].items():
-            read = category.get("read_off")  # results.json files written before it have none
+            read = category["read_off"]  # None where no sample printed the reference: nothing to read off
             lines.append(f"| {s['name']} | {name} | {category['items']} | {_pct(category['accuracy'])} "
                          f"| {_pct(category['printed_reference'])} | {'-' if read is None else _pct(read)} |")
     lines += [
