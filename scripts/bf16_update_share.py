@@ -12,6 +12,7 @@ weights (`train.master_weights`, docs/paper-settings.md, "Precision of the train
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -33,7 +34,8 @@ def moved_share(weights: dict[str, torch.Tensor], lr: float, generator: torch.Ge
 def load_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     files = sorted(checkpoint.glob("*.safetensors"))
     if not files:
-        raise SystemExit(f"error: {checkpoint}: no *.safetensors files (a transformers checkpoint folder is expected)")
+        print(f"error: {checkpoint}: no *.safetensors files (a transformers checkpoint folder is expected)", file=sys.stderr)
+        raise SystemExit(2)  # bad input, as the CLI's BadInput
     weights: dict[str, torch.Tensor] = {}
     for file in files:
         weights.update(load_file(str(file)))

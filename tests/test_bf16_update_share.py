@@ -24,4 +24,4 @@ def test_a_folder_without_weights_is_a_one_line_error(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "bf16_update_share.py"), str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     expected = f"error: {tmp_path}: no *.safetensors files (a transformers checkpoint folder is expected)"
-    assert done.returncode == 1 and done.stderr.strip() == expected
+    assert done.returncode == 2 and done.stderr.strip() == expected
