@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -16,6 +18,7 @@ from codedance_cli.recipes.common import SandboxConfig
 from codedance_cli.sandbox import create_sandbox
 from codedance_cli.sandbox.local import LocalSandbox
 from codedance_cli.trajectory.schema import decode_image
+from conftest import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(180)  # a hang fails fast instead of eating the suite's budget
 CONFIG = SandboxConfig(workers=2, timeout_s=10, max_output_chars=500, max_images_per_cell=8)
@@ -256,3 +259,23 @@ def test_cell_cpu_limit_raises_inside_the_cell_and_keeps_state(loop, sandbox):
     spin, after = loop.run_until_complete(go())
     assert spin.error_type == "CellCpuLimit" and not spin.timed_out, spin
     assert after.stdout == "yes\n"
+
+
+def test_a_cell_gets_at_least_its_cpu_budget_whatever_the_session_used(tmp_path):
+    """RLIMIT_CPU counts whole seconds of the process's total. With the usage so far rounded down, a session that had
+    used 2.9 s gave a 1 s cell 0.1 s: the cell after a CPU-limited one could be stopped before printing (a CI flake
+    of test_cell_cpu_limit_raises_inside_the_cell_and_keeps_state). Checked in a child, whose limits are its own."""
+    probe = (
+        "import resource, time\n"
+        "from codedance_cli.sandbox.worker.lockdown import arm_cpu_limit\n"
+        "def used():\n"
+        "    u = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "    return u.ru_utime + u.ru_stime\n"
+        "while used() % 1 < 0.8:\n"  # spin until the usage is just under a whole second
+        "    pass\n"
+        "arm_cpu_limit(1)\n"
+        "print(resource.getrlimit(resource.RLIMIT_CPU)[0] - used())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) >= 1.0, done.stdout
