@@ -28,7 +28,8 @@
 # a step to replace groups whose rewards are all equal, so that every step's gradient comes from groups that
 # differ), RL_SAVE (save every RL_SAVE steps; RL_STEPS), RL_UNTIL (seconds after the run
 # began at which unfinished RL runs are stopped, so that the eval still fits the session's device time; the eval then
-# takes each run's newest saved checkpoint and walls.txt names it), PIXELS (200704), HIDDEN (512), LAYERS (8),
+# takes each run's newest saved checkpoint and walls.txt names it; a number written to WORK/rl_until
+# while the job runs replaces it), PIXELS (200704), HIDDEN (512), LAYERS (8),
 # DEVICE (cuda), DTYPE (bfloat16), RL_DRY_RUN (set: `rl` prints each run's ms-swift command and environment only),
 # EVAL_CONCURRENCY (96), WAIT (560 s that `start`/`await` follow the run). Everything lands in WORK (/tmp/gpu-rl),
 # outside the checkout, so a later device call that lays the tree anew does not wipe it.
@@ -111,9 +112,14 @@ rl_run() {  # rl_run VARIANT-sSEED
 }
 
 stop_rl_at() {  # stop_rl_at SECONDS: SIGTERM every RL process (codedance rl and ms-swift under it) at that script time
-  local left=$(($1 - SECONDS))
-  ((left > 0)) && sleep "$left"
-  echo "RL_UNTIL=$1 s reached: stopping the RL runs still going" | tee -a "$LOGS/walls.txt"
+  # a number in $WORK/rl_until, written by a later call, replaces RL_UNTIL: the stop then follows the device time left
+  local until=$1
+  while :; do
+    [[ -s $WORK/rl_until ]] && until=$(<"$WORK/rl_until")
+    ((SECONDS < until)) || break
+    sleep 5
+  done
+  echo "RL_UNTIL=$until s reached: stopping the RL runs still going" | tee -a "$LOGS/walls.txt"
   pkill -TERM -f "$WORK/rl-" || true
 }
 
@@ -190,7 +196,7 @@ case $PHASE in
   rl) rl ;;
   eval) evaluate ;;
   all) train; rl; evaluate ;;
-  start) start_detached "$0" "$OUT_DIR" ;;
+  start) rm -f "$WORK/rl_until"; start_detached "$0" "$OUT_DIR" ;;
   await) await_run ;;
   pack-sft) pack_sft ;;
   restore-sft) restore_sft ;;

@@ -102,13 +102,15 @@ def test_node_check_grpo_phase_runs_two_processes(tmp_path, tiny_model_dir):
 def test_rl_check_stops_rl_at_its_deadline_and_evaluates_the_newest_checkpoint(tmp_path, tiny_model_dir):
     """scripts/gpu_rl_check.sh with RL_UNTIL (issue 15): a device session's time ends before RL would, so RL is stopped
     at the deadline and the eval still runs, on the newest checkpoint RL saved. Here on CPU, the tiny model standing
-    in for the SFT checkpoint (SFT is skipped when one exists)."""
+    in for the SFT checkpoint (SFT is skipped when one exists). The deadline comes from WORK/rl_until, which replaces
+    RL_UNTIL: a later device call writes it once it knows the session's time left (the sixth GPU run did)."""
     work = tmp_path / "work"
     (work / "sft-tool").mkdir(parents=True)
     (work / "sft-tool" / "last").symlink_to(tiny_model_dir)
+    (work / "rl_until").write_text("75\n")
     env = {
         "PYTHON": sys.executable, "WORK": str(work), "DEVICE": "cpu", "DTYPE": "float32", "VARIANTS": "acc_fmt",
-        "RL_ITEMS": "8", "HELDOUT": "2", "RL_STEPS": "500", "RL_SAVE": "1", "RL_UNTIL": "75", "RL_BATCH": "4",
+        "RL_ITEMS": "8", "HELDOUT": "2", "RL_STEPS": "500", "RL_SAVE": "1", "RL_UNTIL": "5000", "RL_BATCH": "4",
         "ROLLOUTS": "2", "COMPLETION": "16", "TURNS": "2", "PIXELS": "50176", "EVAL_CONCURRENCY": "2",
     }
     started = time.monotonic()

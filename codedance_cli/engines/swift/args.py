@@ -12,6 +12,7 @@ from codedance_cli.recipes.common import SwiftDistributed
 from codedance_cli.recipes.model_paths import is_hub_id
 
 VIT_VARLEN_ENV = "CODEDANCE_VIT_VARLEN"  # "1": our plug-in file routes the ViT's windows to one varlen call (vit_varlen.py)
+VIT_AUTOCAST_ENV = "CODEDANCE_VIT_AUTOCAST"  # a half dtype: our plug-in file runs the ViT under that autocast (vit_autocast.py)
 
 
 def flag(value: bool) -> str:
@@ -53,6 +54,14 @@ def frozen_vit_args(freeze_vit: bool) -> list[str]:
 def vit_attention_env(vit_attention: str) -> dict[str, str]:
     """What tells our plug-in file inside swift to run the ViT's windows as one call a block (vit_varlen.py)."""
     return {VIT_VARLEN_ENV: "1"} if vit_attention == "varlen" else {}
+
+
+def vit_autocast_env(compute_dtype: str, master_weights: str) -> dict[str, str]:
+    """What tells our plug-in file to run the ViT under the compute dtype's autocast: only float32 master weights with
+    half-precision compute need it (ms-swift runs the ViT outside the autocast it gives the LLM; vit_autocast.py)."""
+    if master_weights == "float32" and compute_dtype in ("bfloat16", "float16"):
+        return {VIT_AUTOCAST_ENV: compute_dtype}
+    return {}
 
 
 def model_check_args(model: str) -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from codedance_cli.engines.swift.args import (
     TrainingRun, ddp_backend_args, distributed_env, flag, frozen_vit_args, training_args, vit_attention_env,
+    vit_autocast_env,
 )
 from codedance_cli.recipes.rl import RlRecipe
 from codedance_cli.common.atomic import atomic_write_text
@@ -80,7 +81,9 @@ def swift_env(recipe: RlRecipe, files: RunFiles) -> dict[str, str]:
     }
     if recipe.reward.judge_endpoint:
         env["CODEDANCE_JUDGE_URL"] = recipe.reward.judge_endpoint
-    return env | vit_attention_env(recipe.swift.vit_attention) | distributed_env(recipe.swift.distributed)
+    return (env | vit_attention_env(recipe.swift.vit_attention)
+            | vit_autocast_env(recipe.model.training_dtype(), recipe.train.master_weights)
+            | distributed_env(recipe.swift.distributed))
 
 
 def write_swift_files(recipe: RlRecipe, files: RunFiles) -> None:

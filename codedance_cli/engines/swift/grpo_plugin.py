@@ -6,6 +6,7 @@
     --model_type/--template codedance_qwen2_5_vl  Qwen2.5-VL without torchvision, for CPU machines (swift_qwen_pil.py)
     a frozen vision tower gets no backward pass         (codedance_cli/engines/swift/frozen_vit.py)
     swift.vit_attention varlen: one ViT attention call a block  (codedance_cli/engines/swift/vit_varlen.py)
+    float32 master weights: the ViT under the LLM's autocast    (codedance_cli/engines/swift/vit_autocast.py)
 
 ms-swift imports this file by path while it parses arguments, before it builds the trainer from
 `TrainerFactory.TRAINER_MAPPING`; the package itself must be importable (it is installed in the venv).
@@ -15,7 +16,7 @@ from swift.rewards import orms
 from swift.rollout.multi_turn import multi_turns
 from swift.trainers.trainer_factory import TrainerFactory
 
-from codedance_cli.engines.swift import frozen_vit, qwen_pil, vit_varlen
+from codedance_cli.engines.swift import frozen_vit, qwen_pil, vit_autocast, vit_varlen
 from codedance_cli.engines.swift.reward import CodeDanceReward
 from codedance_cli.engines.swift.grpo_command import REWARD_NAME, SCHEDULER_NAME
 from codedance_cli.engines.swift.scheduler import CodeDanceSandboxScheduler
@@ -28,3 +29,4 @@ TrainerFactory.TRAINER_MAPPING["grpo"] = TRAINER_CLASS
 qwen_pil.register()
 frozen_vit.install()  # a frozen ViT gets no backward pass (frozen_vit.py)
 vit_varlen.install_if_asked()  # swift.vit_attention: varlen
+vit_autocast.install_if_asked()  # train.master_weights float32: the ViT under the LLM's autocast

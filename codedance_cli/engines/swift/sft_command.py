@@ -14,6 +14,7 @@ from pathlib import Path
 
 from codedance_cli.engines.swift.args import (
     TrainingRun, ddp_backend_args, distributed_env, flag, frozen_vit_args, training_args, vit_attention_env,
+    vit_autocast_env,
 )
 from codedance_cli.recipes.common import TRAINING_MAX_PIXELS
 from codedance_cli.recipes.sft import SftRecipe
@@ -27,6 +28,7 @@ def swift_env(recipe: SftRecipe) -> dict[str, str]:
     if recipe.model.min_pixels is not None:
         env["MIN_PIXELS"] = str(recipe.model.min_pixels)
     env.update(vit_attention_env(recipe.train.vit_attention))
+    env.update(vit_autocast_env(recipe.model.training_dtype(), recipe.train.master_weights))
     env.update(distributed_env(recipe.distributed))
     env.update(recipe.env)
     return env

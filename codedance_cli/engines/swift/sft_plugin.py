@@ -10,13 +10,14 @@ The registration code lives in the shared engine shims (`codedance_cli/engines/s
 which registers the same type for `swift rlhf`; this file only calls it, inside the swift process.
 
 It also gives a frozen vision tower no backward pass (`frozen_vit.py`), and with `train.vit_attention: varlen` runs
-the ViT's windows as one attention call a block (`vit_varlen.py`), which is why `codedance sft` passes this file for
-every model type.
+the ViT's windows as one attention call a block (`vit_varlen.py`), and with float32 master weights runs the ViT under
+the LLM's autocast (`vit_autocast.py`), which is why `codedance sft` passes this file for every model type.
 """
 
-from codedance_cli.engines.swift import frozen_vit, vit_varlen
+from codedance_cli.engines.swift import frozen_vit, vit_autocast, vit_varlen
 from codedance_cli.engines.swift.qwen_pil import register
 
 register()
 frozen_vit.install()
 vit_varlen.install_if_asked()
+vit_autocast.install_if_asked()
