@@ -169,11 +169,18 @@ evaluate() {  # SFT and every RL checkpoint through the tool loop on the held-ou
 }
 
 progress() {  # for `await`: the last logged GRPO step of every RL run so far (their logs reach run.log only at the end)
-  local log
+  local log run
   for log in "$LOGS"/rl-*.log; do
     [[ -f $log ]] || continue
     echo "$(basename "$log" .log): $(grep -a "swift rlhf: step" "$log" | tail -1)"
   done
+  # and each run's step records and rollout rewards so far, so that every `await` brings them back: the sixth run
+  # lost its machine between two calls, and with it everything rl_run copies only once a run has ended
+  for run in $RUNS; do
+    [[ -f $WORK/rl-$run/checkpoints/logging.jsonl ]] && cp "$WORK/rl-$run/checkpoints/logging.jsonl" "$LOGS/rl_${run}_logging.jsonl"
+    [[ -f $WORK/rl-$run/rewards.jsonl ]] && gzip -c "$WORK/rl-$run/rewards.jsonl" > "$LOGS/rl_${run}_rewards.jsonl.gz"
+  done
+  return 0
 }
 
 pack_sft() {  # the SFT checkpoint as parts of <= 15 MiB in OUT_DIR (what comes back from a device call), with checksums
