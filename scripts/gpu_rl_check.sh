@@ -8,8 +8,9 @@
 #   bash scripts/gpu_rl_check.sh train OUT   # data + model + tool SFT
 #   bash scripts/gpu_rl_check.sh rl OUT      # one `codedance rl` per variant, at once
 #   bash scripts/gpu_rl_check.sh eval OUT    # SFT and every variant on the held-out items, at once
-#   bash scripts/gpu_rl_check.sh all OUT     # the three
-#   bash scripts/gpu_rl_check.sh start OUT   # `all` detached (setsid), then `await`: for calls with a time limit
+#   bash scripts/gpu_rl_check.sh all OUT     # the three (the SFT eval beside RL, the RL evals after it)
+#   bash scripts/gpu_rl_check.sh start OUT   # `all` detached (setsid), then `await`: for calls with a time limit;
+#                                            # every `await` packs what the job wrote so far (step records included)
 #   bash scripts/gpu_rl_check.sh await OUT   # follow the detached run for up to WAIT s; pack what it wrote into OUT
 #   bash scripts/gpu_rl_check.sh pack-sft OUT      # the SFT checkpoint as <= 15 MiB parts + sha256 in OUT (to bring back)
 #   SFT_PARTS=.stage/sft-ckpt bash scripts/gpu_rl_check.sh restore-sft   # a later session: put it back, SFT is skipped
@@ -146,13 +147,14 @@ rl() {
   fi
 }
 
-evaluate() {  # SFT and every RL checkpoint through the tool loop on the held-out items, at once
+evaluate() {  # evaluate [NAME...]: SFT and every RL checkpoint (or the NAMEs: sft, RUN) on the held-out items, at once
   local common=(--set model.device="$DEVICE" --set model.dtype="$DTYPE" --set model.max_pixels="${PIXELS:-200704}"
                 --set "benchmarks=[{name: procedural, path: $WORK/heldout, limit: ${HELDOUT:-192}}]"
                 --set loop.max_turns=4 --set loop.max_new_tokens=640 --set loop.max_total_tokens=8192
                 --set loop.concurrency="${EVAL_CONCURRENCY:-96}" --set sandbox.workers=8 --set mode=tool)
-  local pids=() name
-  for name in sft $RUNS; do
+  local pids=() name names=("$@")
+  ((${#names[@]})) || read -ra names <<< "sft $RUNS"
+  for name in "${names[@]}"; do
     local path
     if [[ $name == sft ]]; then path=$WORK/sft-tool/last; else path=$(rl_checkpoint "$name"); fi
     [[ -n $path && -e $path ]] || { echo "eval-$name: no checkpoint for $name" | tee -a "$LOGS/walls.txt"; continue; }
@@ -161,7 +163,7 @@ evaluate() {  # SFT and every RL checkpoint through the tool loop on the held-ou
       --set output_dir="$WORK/eval-$name" & pids+=($!)
   done
   together "${pids[@]}" || true
-  for name in sft $RUNS; do
+  for name in "${names[@]}"; do
     [[ -f $WORK/eval-$name/results.json ]] || continue
     cp "$WORK/eval-$name/results.json" "$LOGS/eval_${name}_results.json"
     gzip -c "$WORK/eval-$name/samples.jsonl" > "$LOGS/eval_${name}_samples.jsonl.gz"
@@ -202,7 +204,8 @@ case $PHASE in
   train) train ;;
   rl) rl ;;
   eval) evaluate ;;
-  all) train; rl; evaluate ;;
+  all)  # the SFT eval runs beside RL, so that its result is in the first `await` pack after it ends
+    train; evaluate sft & sft_eval=$!; rl; evaluate $RUNS; wait "$sft_eval" || true ;;
   start) rm -f "$WORK/rl_until"; start_detached "$0" "$OUT_DIR" ;;
   await) await_run ;;
   pack-sft) pack_sft ;;
