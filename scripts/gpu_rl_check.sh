@@ -107,9 +107,15 @@ rl_run() {  # rl_run VARIANT-sSEED
     --set swift.per_device_train_batch_size="$micro" --set swift.gradient_accumulation_steps="$((batch / micro))" \
     --set swift.max_completion_length="${COMPLETION:-512}" --set swift.max_length=8192 "${resample[@]}" \
     $reward || status=$?  # errexit is off under `timed`; a run stopped at RL_UNTIL still leaves its logs
-  cp "$WORK/rl-$run/checkpoints/logging.jsonl" "$LOGS/rl_${run}_logging.jsonl" 2>/dev/null || true
-  [[ -f $WORK/rl-$run/rewards.jsonl ]] && gzip -c "$WORK/rl-$run/rewards.jsonl" > "$LOGS/rl_${run}_rewards.jsonl.gz"
+  copy_run_logs "$run"
   return "$status"
+}
+
+copy_run_logs() {  # copy_run_logs RUN: the run's step records and rollout rewards so far, into LOGS (what comes back)
+  local run=$1
+  [[ -f $WORK/rl-$run/checkpoints/logging.jsonl ]] && cp "$WORK/rl-$run/checkpoints/logging.jsonl" "$LOGS/rl_${run}_logging.jsonl"
+  [[ -f $WORK/rl-$run/rewards.jsonl ]] && gzip -c "$WORK/rl-$run/rewards.jsonl" > "$LOGS/rl_${run}_rewards.jsonl.gz"
+  return 0
 }
 
 stop_rl_at() {  # stop_rl_at SECONDS: SIGTERM every RL process (codedance rl and ms-swift under it) at that script time
@@ -171,16 +177,16 @@ evaluate() {  # evaluate [NAME...]: SFT and every RL checkpoint (or the NAMEs: s
 }
 
 progress() {  # for `await`: the last logged GRPO step of every RL run so far (their logs reach run.log only at the end)
-  local log run
+  local log dir
   for log in "$LOGS"/rl-*.log; do
     [[ -f $log ]] || continue
     echo "$(basename "$log" .log): $(grep -a "swift rlhf: step" "$log" | tail -1)"
   done
   # and each run's step records and rollout rewards so far, so that every `await` brings them back: the sixth run
-  # lost its machine between two calls, and with it everything rl_run copies only once a run has ended
-  for run in $RUNS; do
-    [[ -f $WORK/rl-$run/checkpoints/logging.jsonl ]] && cp "$WORK/rl-$run/checkpoints/logging.jsonl" "$LOGS/rl_${run}_logging.jsonl"
-    [[ -f $WORK/rl-$run/rewards.jsonl ]] && gzip -c "$WORK/rl-$run/rewards.jsonl" > "$LOGS/rl_${run}_rewards.jsonl.gz"
+  # lost its machine between two calls, and with it everything rl_run copies only once a run has ended. The runs are
+  # the folders the job made, not RUNS: an `await` call need not repeat the start call's VARIANTS and RL_SEEDS
+  for dir in "$WORK"/rl-*/; do
+    [[ -d $dir ]] && copy_run_logs "$(basename "$dir" | cut -d- -f2-)"
   done
   return 0
 }

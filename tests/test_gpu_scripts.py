@@ -151,21 +151,23 @@ def test_rl_check_hands_rl_the_scripts_pixel_budget_dtype_and_resampling(tmp_pat
 
 def test_rl_check_await_brings_back_the_step_records_of_runs_still_going(tmp_path):
     """Each `await` call packs what the RL runs have logged so far, not only what a finished run copies: the sixth GPU
-    run lost its machine between two calls, and with it every step record and rollout reward."""
+    run lost its machine between two calls, and with it every step record and rollout reward. The await call is not
+    told the runs (a second seed here, which the default VARIANTS and RL_SEEDS do not name): it finds them."""
     import tarfile
 
     work = tmp_path / "work"
-    run_dir = work / "rl-acc_fmt-s7"
+    run_dir = work / "rl-acc_fmt-s8"
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "checkpoints" / "logging.jsonl").write_text('{"global_step/max_steps": "3/80", "reward": 0.5}\n')
     (run_dir / "rewards.jsonl").write_text('{"accuracy": 1.0}\n')
     (work / "out").mkdir()
     (work / "run.log").write_text("rl started\n")
     (work / "exit").write_text("0\n")  # the detached job has ended; `await` packs at once
-    env = {"PYTHON": sys.executable, "WORK": str(work), "VARIANTS": "acc_fmt", "WAIT": "5"}
+    (work / "rl-items").mkdir()  # the RL items' folder, beside the runs: not a run
+    env = {"PYTHON": sys.executable, "WORK": str(work), "WAIT": "5"}
     done = bash(f"bash scripts/gpu_rl_check.sh await {tmp_path / 'out'}", timeout=60, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     with tarfile.open(tmp_path / "out" / "gpu_rl.tar.gz") as packed:
         names = set(packed.getnames())
-        assert {"out/rl_acc_fmt-s7_logging.jsonl", "out/rl_acc_fmt-s7_rewards.jsonl.gz"} <= names
-        assert b'"reward": 0.5' in packed.extractfile("out/rl_acc_fmt-s7_logging.jsonl").read()
+        assert {"out/rl_acc_fmt-s8_logging.jsonl", "out/rl_acc_fmt-s8_rewards.jsonl.gz"} <= names
+        assert b'"reward": 0.5' in packed.extractfile("out/rl_acc_fmt-s8_logging.jsonl").read()
