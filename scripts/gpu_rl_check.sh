@@ -120,9 +120,17 @@ copy_run_logs() {  # copy_run_logs RUN: the run's step records and rollout rewar
 
 stop_rl_at() {  # stop_rl_at SECONDS: SIGTERM every RL process (codedance rl and ms-swift under it) at that script time
   # a number in $WORK/rl_until, written by a later call, replaces RL_UNTIL: the stop then follows the device time left
-  local until=$1
+  local until=$1 asked
   while :; do
-    [[ -s $WORK/rl_until ]] && until=$(<"$WORK/rl_until")
+    if [[ -s $WORK/rl_until ]]; then
+      asked=$(<"$WORK/rl_until")
+      if [[ $asked =~ ^[0-9]+$ ]]; then
+        until=$asked
+      else  # said once: the file is set aside, and the deadline stays what it was
+        echo "error: $WORK/rl_until: '$asked' is not a whole number of seconds; RL_UNTIL stays $until" | tee -a "$LOGS/walls.txt" >&2
+        mv "$WORK/rl_until" "$WORK/rl_until.bad"
+      fi
+    fi
     ((SECONDS < until)) || break
     sleep 5
   done

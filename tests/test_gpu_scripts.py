@@ -171,3 +171,21 @@ def test_rl_check_await_brings_back_the_step_records_of_runs_still_going(tmp_pat
         names = set(packed.getnames())
         assert {"out/rl_acc_fmt-s8_logging.jsonl", "out/rl_acc_fmt-s8_rewards.jsonl.gz"} <= names
         assert b'"reward": 0.5' in packed.extractfile("out/rl_acc_fmt-s8_logging.jsonl").read()
+
+
+def test_rl_check_deadline_file_that_is_not_a_number_is_refused_in_one_line(tmp_path):
+    """WORK/rl_until is typed by hand in a device call: a value that is not whole seconds is reported once, set aside,
+    and the deadline stays RL_UNTIL (never 0, which bash's arithmetic would make of a word, stopping RL at once)."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "rl_until").write_text("soon\n")
+    script = (
+        f"WORK={tmp_path}; LOGS={tmp_path}/out; "
+        "eval \"$(sed -n '/^stop_rl_at() {/,/^}/p' scripts/gpu_rl_check.sh)\"; "
+        "SECONDS=0; stop_rl_at 2; echo \"stopped at $SECONDS\""
+    )
+    done = bash(script, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("is not a whole number of seconds") == 1
+    assert f"{tmp_path}/rl_until: 'soon'" in done.stderr and "RL_UNTIL stays 2" in done.stderr
+    assert (tmp_path / "rl_until.bad").is_file() and not (tmp_path / "rl_until").exists()
+    assert 2 <= int(done.stdout.split()[-1]) < 10
