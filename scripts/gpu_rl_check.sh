@@ -12,10 +12,12 @@
 #   bash scripts/gpu_rl_check.sh start OUT   # `all` detached (setsid), then `await`: for calls with a time limit;
 #                                            # every `await` packs what the job wrote so far (step records included)
 #   bash scripts/gpu_rl_check.sh await OUT   # follow the detached run for up to WAIT s; pack what it wrote into OUT
-#   bash scripts/gpu_rl_check.sh pack-sft OUT      # the SFT checkpoint as <= 15 MiB parts + sha256 in OUT (to bring back)
-#   SFT_PARTS=.stage/sft-ckpt bash scripts/gpu_rl_check.sh restore-sft   # a later session: put it back, SFT is skipped
-# A session can thus spend its device time on RL: call 1 carries the parts (~51 MB) and restores them, call 2
-# carries .whl/ and starts (`train` then only makes the held-out and RL items).
+#   bash scripts/gpu_rl_check.sh pack-sft OUT      # the SFT checkpoint, xz-compressed, as <= 15 MiB parts + sha256
+#   SFT_PARTS=.stage/sft-ckpt bash scripts/gpu_rl_check.sh restore-sft   # put them back into WORK: SFT is skipped
+#   SFT_PARTS=.stage/sft-ckpt bash scripts/gpu_rl_check.sh start OUT     # both at once: restore, then start
+# After SFT the job packs its checkpoint (~36 MB in 3 parts) and the next `await` sends the parts back, once. Kept
+# under .stage/sft-ckpt, they go with .whl/ in one call's carry (~62 MB of the 64 MiB), and that call's `start`
+# goes straight to the held-out and RL items and RL: a machine lost between calls then costs a start-up, not SFT.
 # Variants (VARIANTS): acc_fmt (accuracy + format only), bat (the full balanced adaptive tool-call reward),
 # bat_noturn (R_BAT without the turn-level term): the paper's Table 3 rows, same items, steps and seed.
 # Each variant runs once per GRPO seed in RL_SEEDS (7), as run NAME = VARIANT-sSEED (rl-NAME/, eval-NAME/).
@@ -79,6 +81,7 @@ train() {  # data, model and tool SFT; with a restored checkpoint (restore-sft) 
     --set train.lr_scheduler_type=cosine --set train.attn_impl=sdpa --set train.dataloader_num_workers=6 \
     --set train.logging_steps=20 --set train.save_steps="${STEPS:-1000}"
   cp "$WORK/sft-tool/logging.jsonl" "$LOGS/sft_logging.jsonl"
+  pack_sft "$WORK/sft-parts" > "$LOGS/sft_pack.log" 2>&1 &  # beside RL; the next `await` sends the parts back
 }
 
 synth_eval_items() {  # the held-out set and the RL items (seeds apart from SFT's); synth resumes what exists
@@ -196,22 +199,44 @@ progress() {  # for `await`: the last logged GRPO step of every RL run so far (t
   for dir in "$WORK"/rl-*/; do
     [[ -d $dir ]] && copy_run_logs "$(basename "$dir" | cut -d- -f2-)"
   done
-  return 0
+  send_sft_parts
 }
 
-pack_sft() {  # the SFT checkpoint as parts of <= 15 MiB in OUT_DIR (what comes back from a device call), with checksums
-  [[ -f $WORK/sft-tool/last/config.json ]] || { echo "no SFT checkpoint at $WORK/sft-tool/last" >&2; exit 2; }
-  tar -C "$WORK/sft-tool/last" -cf - . | split -b 15M -d -a 2 - "$OUT_DIR/sft_ckpt.tar.part-"
-  (cd "$OUT_DIR" && sha256sum sft_ckpt.tar.part-* > sft_ckpt.sha256 && ls -l sft_ckpt.tar.part-*)
+pack_sft() {  # pack_sft DEST: the SFT checkpoint, compressed, as parts of <= 15 MiB with checksums, in DEST
+  # xz takes a 25M-parameter bf16 checkpoint from ~51 MB to ~36 MB, so the parts and .whl/ fit one call's 64 MiB carry
+  # (a call that restores and starts at once); gzip where the image has no xz. Written to a temporary folder and
+  # renamed, so a reader (`await`) never sees half the parts.
+  local dest=$1 tmp compress=(gzip -6) suffix=gz
+  [[ -f $WORK/sft-tool/last/config.json ]] || { echo "no SFT checkpoint at $WORK/sft-tool/last" >&2; return 2; }
+  if command -v xz >/dev/null; then compress=(xz -T0 -6); suffix=xz; fi
+  mkdir -p "$(dirname "$dest")"; tmp=$(mktemp -d "$dest.tmp.XXXXXX")
+  tar -C "$WORK/sft-tool/last/" -cf - . | "${compress[@]}" | split -b 15M -d -a 2 - "$tmp/sft_ckpt.tar.$suffix.part-"
+  (cd "$tmp" && sha256sum sft_ckpt.tar.*.part-* > sft_ckpt.sha256)
+  mkdir -p "$dest"; mv "$tmp"/* "$dest"/; rmdir "$tmp"
+  ls -l "$dest"/sft_ckpt.tar.*.part-*
 }
 
 restore_sft() {  # the parts pack_sft wrote, carried in under SFT_PARTS (default .stage/sft-ckpt), back into WORK
-  local parts=${SFT_PARTS:-.stage/sft-ckpt} target=$WORK/sft-tool/checkpoint-restored
+  local parts=${SFT_PARTS:-.stage/sft-ckpt} target=$WORK/sft-tool/checkpoint-restored first decompress
+  first=$(compgen -G "$parts/sft_ckpt.tar.*.part-00" | head -1) || true
+  [[ -n $first ]] || { echo "no SFT checkpoint parts (sft_ckpt.tar.*.part-00) in $parts" >&2; exit 2; }
+  case $first in
+    *.xz.part-00) decompress=(xz -dc) ;;
+    *.gz.part-00) decompress=(gzip -dc) ;;
+    *) echo "$first: unknown compression (xz or gz)" >&2; exit 2 ;;
+  esac
   (cd "$parts" && sha256sum -c --quiet sft_ckpt.sha256) || { echo "SFT checkpoint parts in $parts fail their checksums" >&2; exit 2; }
   rm -rf "$target" && mkdir -p "$target"
-  cat "$parts"/sft_ckpt.tar.part-* | tar -C "$target" -xf -
+  cat "${first%-00}"-* | "${decompress[@]}" | tar -C "$target" -xf -
   ln -sfn checkpoint-restored "$WORK/sft-tool/last"
   echo "restored the SFT checkpoint into $target ($(du -sh "$target" | cut -f1))"
+}
+
+send_sft_parts() {  # for `await`: the parts the job packed after SFT, into OUT_DIR once, so a lost machine loses no SFT
+  [[ -f $WORK/sft-parts/sft_ckpt.sha256 && ! -f $WORK/sft-parts.sent ]] || return 0
+  cp "$WORK"/sft-parts/sft_ckpt.* "$OUT_DIR"/ && touch "$WORK/sft-parts.sent"
+  echo "SFT checkpoint parts sent back: keep them (mkdir -p .stage/sft-ckpt; cp <files_at>/sft_ckpt.* .stage/sft-ckpt/);"
+  echo "a later call carrying .whl and .stage/sft-ckpt starts with SFT_PARTS=.stage/sft-ckpt and skips SFT"
 }
 
 case $PHASE in
@@ -219,10 +244,13 @@ case $PHASE in
   rl) rl ;;
   eval) evaluate ;;
   all)  # the SFT eval runs beside RL, so that its result is in the first `await` pack after it ends
-    train; evaluate sft & sft_eval=$!; rl; evaluate $RUNS; wait "$sft_eval" || true ;;
-  start) rm -f "$WORK/rl_until"; start_detached "$0" "$OUT_DIR" ;;
+    train; evaluate sft & sft_eval=$!; rl; evaluate $RUNS; wait "$sft_eval" || true; wait || true ;;
+  start)  # with SFT_PARTS (a carried folder of pack_sft's parts) the checkpoint is restored first and SFT skipped
+    rm -f "$WORK/rl_until"
+    if [[ -n ${SFT_PARTS:-} ]]; then restore_sft; fi
+    start_detached "$0" "$OUT_DIR" ;;
   await) await_run ;;
-  pack-sft) pack_sft ;;
+  pack-sft) pack_sft "$OUT_DIR" ;;
   restore-sft) restore_sft ;;
   *) echo "unknown phase $PHASE (train, rl, eval, all, start, await, pack-sft or restore-sft)" >&2; exit 2 ;;
 esac

@@ -189,3 +189,60 @@ def test_rl_check_deadline_file_that_is_not_a_number_is_refused_in_one_line(tmp_
     assert f"{tmp_path}/rl_until: 'soon'" in done.stderr and "RL_UNTIL stays 2" in done.stderr
     assert (tmp_path / "rl_until.bad").is_file() and not (tmp_path / "rl_until").exists()
     assert 2 <= int(done.stdout.split()[-1]) < 10
+
+
+def _fake_sft_checkpoint(work):
+    """A checkpoint folder as `codedance sft` leaves it, `last` a link to it, with 2 MB of weights-like bytes."""
+    import random
+
+    checkpoint = work / "sft-tool" / "checkpoint-1000"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
+    (checkpoint / "model.safetensors").write_bytes(random.Random(0).randbytes(2 << 20))
+    (work / "sft-tool" / "last").symlink_to("checkpoint-1000")
+    return checkpoint
+
+
+def test_rl_check_sft_parts_restore_byte_for_byte_and_refuse_a_damaged_part(tmp_path):
+    """pack-sft compresses the checkpoint into checksummed parts; restore-sft on another machine's WORK puts the same
+    bytes back and points sft-tool/last at them (so `train` skips SFT); a damaged part is refused in one line."""
+    checkpoint = _fake_sft_checkpoint(tmp_path / "a")
+    parts = tmp_path / "parts"
+    packed = bash(f"bash scripts/gpu_rl_check.sh pack-sft {parts}", timeout=120,
+                  env={"PYTHON": sys.executable, "WORK": str(tmp_path / "a")})
+    assert packed.returncode == 0, packed.stdout + packed.stderr
+    names = sorted(path.name for path in parts.iterdir())
+    assert "sft_ckpt.sha256" in names and any(name.startswith("sft_ckpt.tar.") for name in names)
+    assert not any(".tmp." in name for name in names)
+    restored = bash("bash scripts/gpu_rl_check.sh restore-sft", timeout=120,
+                    env={"PYTHON": sys.executable, "WORK": str(tmp_path / "b"), "SFT_PARTS": str(parts)})
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    last = tmp_path / "b" / "sft-tool" / "last"
+    assert (last / "model.safetensors").read_bytes() == (checkpoint / "model.safetensors").read_bytes()
+    assert (last / "config.json").read_text() == (checkpoint / "config.json").read_text()
+    first = sorted(parts.glob("sft_ckpt.tar.*.part-*"))[0]
+    first.write_bytes(b"x" + first.read_bytes()[1:])
+    damaged = bash("bash scripts/gpu_rl_check.sh restore-sft", timeout=120,
+                   env={"PYTHON": sys.executable, "WORK": str(tmp_path / "c"), "SFT_PARTS": str(parts)})
+    assert damaged.returncode == 2
+    assert f"SFT checkpoint parts in {parts} fail their checksums" in damaged.stderr
+
+
+def test_rl_check_await_sends_the_sft_parts_back_once(tmp_path):
+    """The job packs the SFT checkpoint beside RL; the first `await` after that brings the parts back (a machine lost
+    later then costs no SFT), and later awaits do not send the ~36 MB again."""
+    work = tmp_path / "work"
+    _fake_sft_checkpoint(work)
+    env = {"PYTHON": sys.executable, "WORK": str(work), "WAIT": "5"}
+    packed = bash(f"bash scripts/gpu_rl_check.sh pack-sft {work / 'sft-parts'}", timeout=120, env=env)
+    assert packed.returncode == 0, packed.stdout + packed.stderr
+    (work / "run.log").write_text("rl started\n")
+    (work / "exit").write_text("0\n")
+    first = bash(f"bash scripts/gpu_rl_check.sh await {tmp_path / 'out1'}", timeout=60, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    sent = sorted(path.name for path in (tmp_path / "out1").iterdir())
+    assert "sft_ckpt.sha256" in sent and len([name for name in sent if ".part-" in name]) >= 1
+    assert "SFT checkpoint parts sent back" in first.stdout
+    again = bash(f"bash scripts/gpu_rl_check.sh await {tmp_path / 'out2'}", timeout=60, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert sorted(path.name for path in (tmp_path / "out2").iterdir()) == ["gpu_rl.tar.gz"]
