@@ -212,7 +212,8 @@ pack_sft() {  # pack_sft DEST: the SFT checkpoint, compressed, as parts of <= 15
   mkdir -p "$(dirname "$dest")"; tmp=$(mktemp -d "$dest.tmp.XXXXXX")
   tar -C "$WORK/sft-tool/last/" -cf - . | "${compress[@]}" | split -b 15M -d -a 2 - "$tmp/sft_ckpt.tar.$suffix.part-"
   (cd "$tmp" && sha256sum sft_ckpt.tar.*.part-* > sft_ckpt.sha256)
-  mkdir -p "$dest"; mv "$tmp"/* "$dest"/; rmdir "$tmp"
+  mkdir -p "$dest"; rm -f "$dest"/sft_ckpt.*  # an older, longer pack's last part must not join this one
+  mv "$tmp"/* "$dest"/; rmdir "$tmp"
   ls -l "$dest"/sft_ckpt.tar.*.part-*
 }
 
