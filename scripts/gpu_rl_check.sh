@@ -18,6 +18,8 @@
 # After SFT the job packs its checkpoint (~36 MB in 3 parts) and the next `await` sends the parts back, once. Kept
 # under .stage/sft-ckpt, they go with .whl/ in one call's carry (~62 MB of the 64 MiB), and that call's `start`
 # goes straight to the held-out and RL items and RL: a machine lost between calls then costs a start-up, not SFT.
+# Here, after `tar xzf gpu_rl.tar.gz -C DIR`: python scripts/rl_table.py DIR (the Table 3 rows, paired with SFT's
+# items) and python scripts/plot_rl_curves.py DIR/out PNG (reward and accuracy over GRPO steps).
 # Variants (VARIANTS): acc_fmt (accuracy + format only), bat (the full balanced adaptive tool-call reward),
 # bat_noturn (R_BAT without the turn-level term): the paper's Table 3 rows, same items, steps and seed.
 # Each variant runs once per GRPO seed in RL_SEEDS (7), as run NAME = VARIANT-sSEED (rl-NAME/, eval-NAME/).
