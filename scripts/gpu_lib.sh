@@ -3,7 +3,7 @@
 # PY (the python that runs codedance) and PACK (the tarball's name).
 # A detached job lives only as long as the machine: it is handed back 30 s after a call ends, so the `await` call
 # must follow `start` at once (write it before making the `start` call; 2026-12-03 lost an RL run to a late one).
-# Even written beforehand it came too late in 3 of 4 tries that day (~34 s after the call ended, once), so a job
+# Even written beforehand it came too late three more times that day (once ~34 s after the call ended), so a job
 # should send back early what it cannot afford to redo (gpu_rl_check.sh sends its SFT checkpoint).
 # Device time is counted on held time, which ran 3-20 % past a call's wall time in the calls of 2026-12-03 (most with a
 # cold start or a large carry): leave that margin in WAIT.
