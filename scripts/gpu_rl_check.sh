@@ -143,10 +143,11 @@ stop_rl_at() {  # stop_rl_at SECONDS: SIGTERM every RL process (codedance rl and
   pkill -TERM -f "$WORK/rl-" || true
 }
 
-rl_checkpoint() {  # rl_checkpoint NAME: what a run left to evaluate: `last`, else its newest checkpoint-N
+rl_checkpoint() {  # rl_checkpoint NAME: what a run left to evaluate: `last`, else its newest whole checkpoint-N
+  # whole: the trainer writes trainer_state.json after the weights, so a save that RL_UNTIL cut short is passed over
   local last=$WORK/rl-$1/last newest
   [[ -e $last ]] && { echo "$last"; return; }
-  newest=$(for dir in "$WORK/rl-$1"/checkpoints/checkpoint-*/; do [[ -d $dir ]] && echo "${dir%/}"; done \
+  newest=$(for dir in "$WORK/rl-$1"/checkpoints/checkpoint-*/; do [[ -f $dir/trainer_state.json ]] && echo "${dir%/}"; done \
            | awk -F- '{print $NF, $0}' | sort -n | tail -1 | cut -d' ' -f2-)
   [[ -z $newest ]] || echo "$newest"  # nothing (and status 0, for `set -e`) when the run saved none
 }

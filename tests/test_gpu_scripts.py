@@ -103,21 +103,30 @@ def test_rl_check_stops_rl_at_its_deadline_and_evaluates_the_newest_checkpoint(t
     """scripts/gpu_rl_check.sh with RL_UNTIL (issue 15): a device session's time ends before RL would, so RL is stopped
     at the deadline and the eval still runs, on the newest checkpoint RL saved. Here on CPU, the tiny model standing
     in for the SFT checkpoint (SFT is skipped when one exists). The deadline comes from WORK/rl_until, which replaces
-    RL_UNTIL: a later device call writes it once it knows the session's time left (the sixth GPU run did)."""
+    RL_UNTIL: a later device call writes it once it knows the session's time left (the sixth GPU run did). Here it is
+    written once the run has saved its first checkpoint: a fixed 75 s deadline came before the first save on a loaded
+    machine (the run's start-up alone varies with the load)."""
     work = tmp_path / "work"
     (work / "sft-tool").mkdir(parents=True)
     (work / "sft-tool" / "last").symlink_to(tiny_model_dir)
-    (work / "rl_until").write_text("75\n")
     env = {
         "PYTHON": sys.executable, "WORK": str(work), "DEVICE": "cpu", "DTYPE": "float32", "VARIANTS": "acc_fmt",
         "RL_ITEMS": "8", "HELDOUT": "2", "RL_STEPS": "500", "RL_SAVE": "1", "RL_UNTIL": "5000", "RL_BATCH": "4",
         "ROLLOUTS": "2", "COMPLETION": "16", "TURNS": "2", "PIXELS": "50176", "EVAL_CONCURRENCY": "2",
     }
     started = time.monotonic()
-    done = bash(f"bash scripts/gpu_rl_check.sh all {tmp_path / 'out'}", timeout=900, env=env)
+    job = subprocess.Popen(["bash", "scripts/gpu_rl_check.sh", "all", str(tmp_path / "out")], cwd=REPO_ROOT, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **env})
+    checkpoints = work / "rl-acc_fmt-s7" / "checkpoints"
+    while not any(checkpoints.glob("checkpoint-*/trainer_state.json")) and job.poll() is None \
+            and time.monotonic() - started < 600:
+        time.sleep(1)
+    deadline = int(time.monotonic() - started) + 3  # the script counts from its own start, a moment after ours
+    (work / "rl_until").write_text(f"{deadline}\n")
+    output, _ = job.communicate(timeout=600)
     walls = (work / "out" / "walls.txt").read_text()
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:] + walls
-    assert "RL_UNTIL=75 s reached" in walls and time.monotonic() - started < 600
+    assert job.returncode == 0, output[-3000:] + walls
+    assert f"RL_UNTIL={deadline} s reached" in walls and time.monotonic() - started < 900
     evaluated = next(line for line in walls.splitlines() if line.startswith("eval-acc_fmt-s7: "))
     step = int(evaluated.rsplit("checkpoint-", 1)[1])
     assert 1 <= step < 500  # stopped part-way, and its newest checkpoint was what the eval loaded
@@ -246,3 +255,18 @@ def test_rl_check_await_sends_the_sft_parts_back_once(tmp_path):
     again = bash(f"bash scripts/gpu_rl_check.sh await {tmp_path / 'out2'}", timeout=60, env=env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert sorted(path.name for path in (tmp_path / "out2").iterdir()) == ["gpu_rl.tar.gz"]
+
+
+def test_rl_check_evaluates_the_newest_whole_checkpoint_not_a_save_cut_short(tmp_path):
+    """RL_UNTIL can stop a run in the middle of a save: the folder of that checkpoint exists without the trainer's
+    trainer_state.json (written after the weights), so the eval takes the save before it."""
+    checkpoints = tmp_path / "rl-bat-s7" / "checkpoints"
+    for step, whole in ((5, True), (10, True), (15, False)):
+        (checkpoints / f"checkpoint-{step}").mkdir(parents=True)
+        if whole:
+            (checkpoints / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    script = (f"WORK={tmp_path}; eval \"$(sed -n '/^rl_checkpoint() {{/,/^}}/p' scripts/gpu_rl_check.sh)\"; "
+              "rl_checkpoint bat-s7; rl_checkpoint acc_fmt-s7; echo end")
+    done = bash(script, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [str(checkpoints / "checkpoint-10"), "end"]
