@@ -247,8 +247,9 @@ case $PHASE in
   train) train ;;
   rl) rl ;;
   eval) evaluate ;;
-  all)  # the SFT eval runs beside RL, so that its result is in the first `await` pack after it ends
-    train; evaluate sft & sft_eval=$!; rl; evaluate $RUNS; wait "$sft_eval" || true; wait || true ;;
+  all)  # the SFT eval runs beside RL, so that its result is in the first `await` pack after it ends; the final `wait`
+    # takes it and train's background pack_sft
+    train; evaluate sft & rl; evaluate $RUNS; wait ;;
   start)  # with SFT_PARTS (a carried folder of pack_sft's parts) the checkpoint is restored first and SFT skipped
     rm -f "$WORK/rl_until"
     if [[ -n ${SFT_PARTS:-} ]]; then restore_sft; fi

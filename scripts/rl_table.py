@@ -21,7 +21,7 @@ import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 RESULTS = re.compile(r"^eval_(?P<name>.+)_results\.json$")
 CHECKPOINT = re.compile(r"^eval-(?P<name>\S+): .*?(?:checkpoint-(?P<step>\d+)|/last)\s*$")
@@ -46,6 +46,17 @@ class Row:
     sign_p: float | None = None
 
 
+def fail(message: str) -> NoReturn:
+    """Bad input: one line on stderr, exit 2 (as the codedance commands do)."""
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
+
+
+def out_folder(folder: Path) -> Path:
+    """The folder holding the eval results: the unpacked pack's out/, or the folder itself."""
+    return folder / "out" if (folder / "out").is_dir() else folder
+
+
 def sign_test(gained: int, lost: int) -> float:
     """Exact two-sided binomial test of gained vs lost items at p = 1/2 (1.0 when nothing flipped)."""
     flips = gained + lost
@@ -57,26 +68,25 @@ def sign_test(gained: int, lost: int) -> float:
 
 def load_results(folder: Path) -> dict[str, dict[str, Any]]:
     """NAME -> results.json of every eval in the folder (or its out/), in name order."""
-    out = folder / "out" if (folder / "out").is_dir() else folder
+    out = out_folder(folder)
     found = {}
     for path in sorted(out.glob("eval_*_results.json")):
         match = RESULTS.match(path.name)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
-            sys.exit(f"{path}: not readable as JSON ({error})")
+            fail(f"{path}: not readable as JSON ({error})")
         if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), dict) or len(data["benchmarks"]) != 1:
-            sys.exit(f"{path}: not the results.json of an eval over one benchmark")
+            fail(f"{path}: not the results.json of an eval over one benchmark")
         found[match["name"]] = data
     if not found:
-        sys.exit(f"{out}: no eval_NAME_results.json (unpack gpu_rl.tar.gz there first)")
+        fail(f"{out}: no eval_NAME_results.json (unpack gpu_rl.tar.gz there first)")
     return found
 
 
 def checkpoint_steps(folder: Path) -> dict[str, str]:
     """NAME -> the GRPO step of the checkpoint its eval took, from walls.txt (`last` when the run finished)."""
-    out = folder / "out" if (folder / "out").is_dir() else folder
-    walls = out / "walls.txt"
+    walls = out_folder(folder) / "walls.txt"
     steps: dict[str, str] = {}
     if walls.is_file():
         for line in walls.read_text(encoding="utf-8").splitlines():
@@ -144,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     found = load_results(args.folder)
     if args.baseline not in found:
-        sys.exit(f"{args.folder}: no eval_{args.baseline}_results.json to pair the runs with (have: {', '.join(found)})")
+        fail(f"{args.folder}: no eval_{args.baseline}_results.json to pair the runs with (have: {', '.join(found)})")
     steps = checkpoint_steps(args.folder)
     base_items = correct_items(found[args.baseline])
     base = make_row(args.baseline, found[args.baseline], "–", None)

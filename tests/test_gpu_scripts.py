@@ -213,16 +213,19 @@ def _fake_sft_checkpoint(work):
 
 
 def test_rl_check_sft_parts_restore_byte_for_byte_and_refuse_a_damaged_part(tmp_path):
-    """pack-sft compresses the checkpoint into checksummed parts; restore-sft on another machine's WORK puts the same
-    bytes back and points sft-tool/last at them (so `train` skips SFT); a damaged part is refused in one line."""
+    """pack-sft compresses the checkpoint into checksummed parts (clearing an older pack's); restore-sft on another
+    machine's WORK puts the same bytes back and points sft-tool/last at them (so `train` skips SFT); a damaged part is
+    refused in one line."""
     checkpoint = _fake_sft_checkpoint(tmp_path / "a")
     parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "sft_ckpt.tar.xz.part-07").write_bytes(b"an older, longer pack's last part")
     packed = bash(f"bash scripts/gpu_rl_check.sh pack-sft {parts}", timeout=120,
                   env={"PYTHON": sys.executable, "WORK": str(tmp_path / "a")})
     assert packed.returncode == 0, packed.stdout + packed.stderr
     names = sorted(path.name for path in parts.iterdir())
     assert "sft_ckpt.sha256" in names and any(name.startswith("sft_ckpt.tar.") for name in names)
-    assert not any(".tmp." in name for name in names)
+    assert not any(".tmp." in name for name in names) and "sft_ckpt.tar.xz.part-07" not in names
     restored = bash("bash scripts/gpu_rl_check.sh restore-sft", timeout=120,
                     env={"PYTHON": sys.executable, "WORK": str(tmp_path / "b"), "SFT_PARTS": str(parts)})
     assert restored.returncode == 0, restored.stdout + restored.stderr

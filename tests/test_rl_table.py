@@ -91,5 +91,14 @@ def test_missing_baseline_is_one_line_naming_what_is_there(packed, tmp_path):
     (tmp_path / "eval_bat-s7_results.json").write_text((packed / "out" / "eval_acc_fmt-s7_results.json").read_text())
     done = subprocess.run([sys.executable, "scripts/rl_table.py", str(tmp_path)], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert done.stderr.strip() == f"{tmp_path}: no eval_sft_results.json to pair the runs with (have: bat-s7)"
+
+
+def test_a_results_file_that_is_not_json_is_named_in_one_line(tmp_path):
+    (tmp_path / "eval_sft_results.json").write_text('{"benchmarks": ')
+    done = subprocess.run([sys.executable, "scripts/rl_table.py", str(tmp_path)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith(f"{tmp_path / 'eval_sft_results.json'}: not readable as JSON")
