@@ -18,7 +18,12 @@ install_wheels() {  # the wheels the device lacks travel in .whl/; installed onc
     local kept; kept=$(mktemp -d)
     [[ -d /tmp/site/bin ]] && cp -a /tmp/site/bin/. "$kept"/
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    mkdir -p /tmp/site/bin && cp -an "$kept"/. /tmp/site/bin/ && rm -rf "$kept"
+    mkdir -p /tmp/site/bin
+    local script  # put back only what the upgrade did not write (`cp -n` does this, but newer coreutils warn on it)
+    for script in "$kept"/* "$kept"/.[!.]*; do
+      if [[ -e $script && ! -e /tmp/site/bin/${script##*/} ]]; then cp -a "$script" /tmp/site/bin/; fi
+    done
+    rm -rf "$kept"
   fi
 }
 
