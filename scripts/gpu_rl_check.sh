@@ -35,6 +35,7 @@
 # began at which unfinished RL runs are stopped, so that the eval still fits the session's device time; the eval then
 # takes each run's newest saved checkpoint and walls.txt names it; a number written to WORK/rl_until
 # while the job runs replaces it), PIXELS (200704), HIDDEN (512), LAYERS (8),
+# RESEND_SFT (set, for `await`: send the SFT checkpoint parts again, when the reply that brought them was lost),
 # DEVICE (cuda), DTYPE (bfloat16), RL_DRY_RUN (set: `rl` prints each run's ms-swift command and environment only),
 # EVAL_CONCURRENCY (96), WAIT (560 s that `start`/`await` follow the run). Everything lands in WORK (/tmp/gpu-rl),
 # outside the checkout, so a later device call that lays the tree anew does not wipe it.
@@ -237,7 +238,8 @@ restore_sft() {  # the parts pack_sft wrote, carried in under SFT_PARTS (default
 }
 
 send_sft_parts() {  # for `await`: the parts the job packed after SFT, into OUT_DIR once, so a lost machine loses no SFT
-  [[ -f $WORK/sft-parts/sft_ckpt.sha256 && ! -f $WORK/sft-parts.sent ]] || return 0
+  # RESEND_SFT=1 sends them again: the reply of the call that sent them can be lost on our side
+  [[ -f $WORK/sft-parts/sft_ckpt.sha256 && ( -n ${RESEND_SFT:-} || ! -f $WORK/sft-parts.sent ) ]] || return 0
   cp "$WORK"/sft-parts/sft_ckpt.* "$OUT_DIR"/ && touch "$WORK/sft-parts.sent"
   echo "SFT checkpoint parts sent back: keep them (mkdir -p .stage/sft-ckpt; cp <files_at>/sft_ckpt.* .stage/sft-ckpt/);"
   echo "a later call carrying .whl and .stage/sft-ckpt starts with SFT_PARTS=.stage/sft-ckpt and skips SFT"

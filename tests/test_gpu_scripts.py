@@ -242,7 +242,7 @@ def test_rl_check_sft_parts_restore_byte_for_byte_and_refuse_a_damaged_part(tmp_
 
 def test_rl_check_await_sends_the_sft_parts_back_once(tmp_path):
     """The job packs the SFT checkpoint beside RL; the first `await` after that brings the parts back (a machine lost
-    later then costs no SFT), and later awaits do not send the ~36 MB again."""
+    later then costs no SFT), and later awaits do not send the ~36 MB again unless RESEND_SFT asks."""
     work = tmp_path / "work"
     _fake_sft_checkpoint(work)
     env = {"PYTHON": sys.executable, "WORK": str(work), "WAIT": "5"}
@@ -258,6 +258,10 @@ def test_rl_check_await_sends_the_sft_parts_back_once(tmp_path):
     again = bash(f"bash scripts/gpu_rl_check.sh await {tmp_path / 'out2'}", timeout=60, env=env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert sorted(path.name for path in (tmp_path / "out2").iterdir()) == ["gpu_rl.tar.gz"]
+    # a reply lost on our side: RESEND_SFT asks for the parts again
+    resent = bash(f"bash scripts/gpu_rl_check.sh await {tmp_path / 'out3'}", timeout=60, env={**env, "RESEND_SFT": "1"})
+    assert resent.returncode == 0, resent.stdout + resent.stderr
+    assert sorted(path.name for path in (tmp_path / "out3").iterdir()) == sorted(sent)
 
 
 def test_rl_check_evaluates_the_newest_whole_checkpoint_not_a_save_cut_short(tmp_path):
