@@ -1,12 +1,12 @@
 """Which items would give GRPO a gradient: per family, how many of each item's sampled answers are right.
 
     codedance eval RECIPE --set samples=8 --set loop.temperature=1.0 ... --set output_dir=DIR
-    python scripts/group_spread.py DIR/samples.jsonl [--json]
+    python scripts/group_spread.py DIR/results.json [--json]
 
 GRPO learns only from groups whose rollouts differ: a group of all-wrong (or all-right) answers has zero advantage.
 Sampling an SFT checkpoint k times an item at the RL recipe's temperature, before spending device time on RL, says
-which families have such groups (docs/results.md, tenth run). Items with fewer than k samples written (an eval cut
-short) are left out.
+which families have such groups (docs/results.md, tenth run). The verdicts and families are the eval's own
+(results.json's per_sample rows), so this counts what the eval scored rather than scoring again.
 """
 
 from __future__ import annotations
@@ -16,50 +16,46 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
-from codedance_cli.rewards.matching import answers_match
-
-
-def family_of(task_id: str) -> str:
-    """proc-geometry-s300-000004 -> geometry: the procedural ids name their family second."""
-    parts = task_id.split("-")
-    return parts[1] if len(parts) > 2 else "all"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rl_table import fail  # noqa: E402  (one line on stderr, exit 2: the scripts' shared bad-input exit)
 
 
-def spread(samples: Path) -> dict[str, dict[str, object]]:
-    outcomes: dict[str, list[bool]] = defaultdict(list)
-    for number, line in enumerate(samples.read_text().splitlines(), 1):
-        try:
-            trajectory = json.loads(line)["trajectory"]
-        except (json.JSONDecodeError, KeyError) as error:
-            raise SystemExit(f"{samples}:{number}: not an eval sample ({error})") from None
-        answer = trajectory.get("final_answer")
-        right = bool(answer) and answers_match(str(answer), str(trajectory["ground_truth"]),
-                                               answer_type=trajectory.get("answer_type") or "text",
-                                               choices=trajectory.get("choices"), question=trajectory.get("question", ""))
-        outcomes[trajectory["task_id"]].append(right)
-    k = max((len(v) for v in outcomes.values()), default=0)
-    families: dict[str, dict[str, object]] = {}
-    for task_id, results in sorted(outcomes.items()):
-        if len(results) < k:
-            continue
-        family = families.setdefault(family_of(task_id), {"items": 0, "rollouts": 0, "right": 0, "mixed_groups": 0, "right_per_item": []})
-        family["items"] += 1
-        family["rollouts"] += len(results)
-        family["right"] += sum(results)
-        family["mixed_groups"] += 0 < sum(results) < len(results)
-        family["right_per_item"].append(sum(results))
+def per_sample_rows(results: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(results.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        fail(f"{results}: not readable as JSON ({error})")
+    rows = data.get("per_sample") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and {"task_id", "correct"} <= r.keys() for r in rows):
+        fail(f"{results}: no per_sample rows with task_id and correct (not an eval's results.json)")
+    return rows
+
+
+def spread(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """family -> items, rollouts, right, mixed_groups (items with both right and wrong samples), right_per_item."""
+    outcomes: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    for row in rows:
+        outcomes[(row.get("category") or row.get("benchmark") or "all", row["task_id"])].append(bool(row["correct"]))
+    families: dict[str, dict[str, Any]] = {}
+    for (family, _), results in sorted(outcomes.items()):
+        right = sum(results)
+        counts = families.setdefault(family, {"items": 0, "rollouts": 0, "right": 0, "mixed_groups": 0, "right_per_item": []})
+        counts["items"] += 1
+        counts["rollouts"] += len(results)
+        counts["right"] += right
+        counts["mixed_groups"] += 0 < right < len(results)
+        counts["right_per_item"].append(right)
     return families
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("samples", type=Path, help="an eval's samples.jsonl (samples > 1)")
+    parser.add_argument("results", type=Path, help="an eval's results.json (samples > 1)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
-    if not args.samples.is_file():
-        sys.exit(f"{args.samples}: no such file")
-    families = spread(args.samples)
+    families = spread(per_sample_rows(args.results))
     if args.json:
         print(json.dumps(families, indent=2))
         return

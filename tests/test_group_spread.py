@@ -10,10 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _sample(task_id: str, answer: str | None, truth: str = "12") -> str:
-    trajectory = {"task_id": task_id, "final_answer": answer, "ground_truth": truth, "answer_type": "number",
-                  "choices": None, "question": "How many?"}
-    return json.dumps({"benchmark": "procedural", "task_id": task_id, "sample": 0, "trajectory": trajectory})
+def _row(task_id: str, category: str, correct: bool) -> dict[str, object]:
+    return {"benchmark": "procedural", "task_id": task_id, "sample": 0, "category": category, "correct": correct}
 
 
 def _run(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -21,13 +19,12 @@ def _run(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
 
 
-def test_counts_mixed_groups_per_family_and_skips_items_cut_short(tmp_path: Path) -> None:
-    lines = [_sample("proc-geometry-s1-000000", a) for a in ("12", "11", "12.0", None)]  # mixed: 2 of 4 right
-    lines += [_sample("proc-geometry-s1-000001", "3") for _ in range(4)]                 # all wrong: no gradient
-    lines += [_sample("proc-charts-s1-000000", "12") for _ in range(4)]                  # all right: no gradient
-    lines += [_sample("proc-charts-s1-000001", "12")]                                    # cut short: left out
-    path = tmp_path / "samples.jsonl"
-    path.write_text("\n".join(lines) + "\n")
+def test_counts_mixed_groups_per_family_from_the_evals_verdicts(tmp_path: Path) -> None:
+    rows = [_row("proc-geometry-s1-000000", "geometry", ok) for ok in (True, False, True, False)]  # mixed: 2 of 4
+    rows += [_row("proc-geometry-s1-000001", "geometry", False) for _ in range(4)]                 # all wrong
+    rows += [_row("proc-charts-s1-000000", "charts", True) for _ in range(4)]                      # all right
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"per_sample": rows}))
     done = _run(path, "--json")
     assert done.returncode == 0, done.stderr
     families = json.loads(done.stdout)
@@ -37,8 +34,12 @@ def test_counts_mixed_groups_per_family_and_skips_items_cut_short(tmp_path: Path
     assert "| geometry | 2 | 8 | 25.0 | 1 of 2 |" in table
 
 
-def test_a_line_that_is_not_a_sample_is_named(tmp_path: Path) -> None:
-    path = tmp_path / "samples.jsonl"
-    path.write_text(_sample("proc-geometry-s1-000000", "12") + "\n{not json\n")
+def test_a_file_that_is_not_an_evals_results_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"per_sample": [{"task_id": "x"}]}))
     done = _run(path)
-    assert done.returncode != 0 and f"{path}:2: not an eval sample" in done.stderr
+    assert done.returncode == 2 and f"{path}: no per_sample rows with task_id and correct" in done.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    done = _run(broken)
+    assert done.returncode == 2 and f"{broken}: not readable as JSON" in done.stderr
